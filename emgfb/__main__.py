@@ -1,0 +1,5 @@
+"""Allow ``python -m emgfb``."""
+
+from emgfb.cli import main
+
+raise SystemExit(main())

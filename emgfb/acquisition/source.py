@@ -1,0 +1,262 @@
+"""The ``Source`` interface every acquisition back-end implements, and URL dispatch.
+
+This module owns the contract between data producers (serial boards, the simulated board,
+recording replay, later LSL) and their consumers (DSP, recording, GUI): the :class:`Chunk`
+they deliver, the :class:`SourceStats` they keep, their lifecycle, and :func:`open_source`,
+which picks an implementation from a URL such as ``serial:///dev/ttyACM0?baud=1000000``,
+``sim://?seed=1&speed=0`` or ``file://session.h5?speed=2``. Imports ``protocol`` and
+``errors`` only; implementations register themselves with :func:`register_scheme`.
+"""
+
+from __future__ import annotations
+
+import abc
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from urllib.parse import parse_qsl, urlsplit
+
+import numpy as np
+
+from emgfb.errors import ConfigError
+from emgfb.protocol import BoardInfo
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Marker:
+    """A time-stamped label in the sample timeline.
+
+    Attributes
+    ----------
+    tick
+        Absolute tick index the marker belongs to.
+    label
+        Free text, e.g. ``"rep 3 start"``.
+    kind
+        Category: ``"phase"``, ``"rep"``, ``"note"``, ``"key"``, ``"import"`` ...
+    """
+
+    tick: int
+    label: str
+    kind: str = "note"
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Consecutive frames delivered by a source in one :meth:`Source.read`.
+
+    Attributes
+    ----------
+    tick
+        Absolute tick index of each frame, int64, strictly increasing across chunks; a step
+        larger than one is an explicit gap of lost ticks (never silently joined).
+    counts
+        ADC counts as received, shape ``(n_frames, n_channels)``, uint16.
+    overrun
+        Per frame, the board's "dropped ticks before this frame" flag.
+    host_time
+        Host wall-clock time (``time.time()``, UTC seconds) when the last byte of this chunk
+        was received.
+    markers
+        Markers that fall inside this chunk (replay); live sources leave it empty.
+    """
+
+    tick: np.ndarray
+    counts: np.ndarray
+    overrun: np.ndarray
+    host_time: float
+    markers: tuple[Marker, ...] = ()
+
+    def __len__(self) -> int:
+        return len(self.tick)
+
+    @property
+    def lost_ticks(self) -> int:
+        """Ticks missing inside this chunk (not counting a gap before its first frame)."""
+        if len(self.tick) < 2:
+            return 0
+        return int(self.tick[-1] - self.tick[0] + 1 - len(self.tick))
+
+
+@dataclass
+class SourceStats:
+    """Integrity counters of a source since :meth:`Source.start`.
+
+    ``lost_ticks`` includes ticks lost while reconnecting (estimated from the host clock).
+    """
+
+    frames: int = 0
+    lost_ticks: int = 0
+    crc_errors: int = 0
+    bytes_skipped: int = 0
+    overrun_flags: int = 0
+    reconnects: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        """The counters as a plain dict."""
+        return dict(self.__dict__)
+
+
+@dataclass
+class SourceState:
+    """What a source is doing, for status lines: ``"streaming"``, ``"reconnecting"``,
+    ``"stopped"``, ``"finished"`` or ``"failed"``, with a human-readable detail."""
+
+    state: str = "stopped"
+    detail: str = ""
+    errors: list[str] = field(default_factory=list)
+
+
+class Source(abc.ABC):
+    """A producer of EMG frames.
+
+    Lifecycle: construct (configure only, no I/O) -> :meth:`start` (open, handshake, begin
+    streaming; :attr:`info` is valid afterwards) -> :meth:`read` repeatedly -> :meth:`stop`
+    -> :meth:`close`. ``with source:`` starts and finally stops and closes it. Sources are
+    used from one consumer thread; implementations may run their own reader thread inside.
+    """
+
+    url: str = ""
+
+    def __init__(self) -> None:
+        self.stats = SourceStats()
+        self.status = SourceState()
+        self._info: BoardInfo | None = None
+
+    @property
+    def info(self) -> BoardInfo:
+        """The board's identification (valid after :meth:`start`)."""
+        if self._info is None:
+            raise RuntimeError(f"{type(self).__name__}.info is only known after start()")
+        return self._info
+
+    @property
+    def finished(self) -> bool:
+        """True when a finite source (a file without loop) has delivered everything."""
+        return False
+
+    @abc.abstractmethod
+    def start(self) -> None:
+        """Open the device or file and begin delivering frames."""
+
+    @abc.abstractmethod
+    def read(self, timeout: float | None = 0.1) -> Chunk | None:
+        """Return the frames received since the last call, waiting up to ``timeout`` s.
+
+        Returns ``None`` when nothing arrived in time (or the source is finished).
+        """
+
+    @abc.abstractmethod
+    def stop(self) -> None:
+        """Stop streaming (idempotent)."""
+
+    def close(self) -> None:
+        """Release the device or file (idempotent). Default: :meth:`stop`."""
+        self.stop()
+
+    def __enter__(self) -> Source:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self.stop()
+        finally:
+            self.close()
+
+    def chunks(self, timeout: float = 0.1) -> Iterator[Chunk]:
+        """Iterate over chunks until the source is finished (forever for live sources)."""
+        while not self.finished:
+            chunk = self.read(timeout)
+            if chunk is not None and len(chunk):
+                yield chunk
+
+
+SourceFactory = Callable[[str, dict[str, str]], Source]
+_SCHEMES: dict[str, SourceFactory] = {}
+
+
+def register_scheme(scheme: str, factory: SourceFactory) -> None:
+    """Make ``scheme://...`` URLs open with ``factory(url_path, query_params)``."""
+    _SCHEMES[scheme] = factory
+
+
+def parse_source_url(url: str) -> tuple[str, str, dict[str, str]]:
+    """Split ``scheme://path?k=v`` into scheme, path and query dict.
+
+    A bare device path (``/dev/ttyACM0``, ``COM3``) means ``serial://``.
+    """
+    if "://" not in url:
+        return "serial", url, {}
+    parts = urlsplit(url)
+    path = parts.netloc + parts.path
+    try:
+        query = dict(parse_qsl(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query)))
+    except ValueError:
+        raise ConfigError(f"source URL {url!r}: malformed query {parts.query!r}") from None
+    return parts.scheme, path, query
+
+
+def open_source(url: str) -> Source:
+    """Create (but do not start) the source a URL names.
+
+    Raises
+    ------
+    ConfigError
+        If the scheme is unknown or a parameter is invalid.
+    """
+    _import_builtin_sources()
+    scheme, path, query = parse_source_url(url)
+    factory = _SCHEMES.get(scheme)
+    if factory is None:
+        # Anything pyserial's serial_for_url understands (socket://, rfc2217://, loop://)
+        factory = _SCHEMES.get("pyserial")
+        if factory is None:
+            raise ConfigError(
+                f"source URL {url!r}: unknown scheme {scheme!r}; expected one of "
+                f"{', '.join(sorted(_SCHEMES))}"
+            )
+        query = {**query, "_url": url}
+    src = factory(path, query)
+    src.url = url
+    return src
+
+
+def _import_builtin_sources() -> None:
+    """Import the built-in implementations so they register their schemes."""
+    import importlib
+
+    for mod in ("serial_source", "sim_source"):
+        try:
+            importlib.import_module(f"emgfb.acquisition.{mod}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"emgfb.acquisition.{mod}":
+                raise
+    try:
+        importlib.import_module("emgfb.recording.replay")
+    except ModuleNotFoundError as exc:
+        if exc.name != "emgfb.recording.replay":
+            raise
+
+
+def query_param(
+    query: dict[str, str], name: str, kind: type, default: object, url_hint: str = "source URL"
+) -> object:
+    """Typed look-up of a URL query parameter with a one-line error on bad values."""
+    if name not in query:
+        return default
+    raw = query[name]
+    try:
+        if kind is bool:
+            if raw.lower() in ("1", "true", "yes", "on", ""):
+                return True
+            if raw.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(raw)
+        return kind(raw)
+    except ValueError:
+        raise ConfigError(
+            f"{url_hint}: {name}={raw!r}: expected {getattr(kind, '__name__', kind)}"
+        ) from None

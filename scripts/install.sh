@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Install everything emgfb needs on Debian (12+) as root: Debian packages for the AVR
+# firmware build and simulation, Qt's runtime libraries and Xvfb, then a virtual
+# environment in .venv with emgfb and its test tools. Safe to run again: it installs only
+# what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DEB_PACKAGES=(
+  # firmware: compiler, C library, Arduino core, simulator (../shared/FIRMWARE.md)
+  make gcc g++ libc6-dev gcc-avr avr-libc arduino-core-avr simavr libsimavr-dev libsimavrparts1
+  # Qt (PyQt5 wheels) runtime libraries, offscreen and under Xvfb
+  libgl1 libegl1 libglib2.0-0 libfontconfig1 libdbus-1-3 libxkbcommon0 libxkbcommon-x11-0
+  libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-randr0 libxcb-render-util0
+  libxcb-xinerama0 libxcb-xfixes0 libxcb-shape0 libxcb-cursor0 xvfb xauth
+)
+
+missing=()
+for p in "${DEB_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  echo "install.sh: installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  if ! "$PY" -m venv .venv 2>/dev/null; then
+    # Debian's python3 ships venv separately
+    rm -rf .venv
+    ${SUDO:-} apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+    "$PY" -m venv .venv
+  fi
+fi
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -e ".[test]"
+echo "install.sh: ready ($(.venv/bin/python --version), emgfb in .venv)"
