@@ -1,0 +1,378 @@
+"""A seeded model of facial surface EMG as an Arduino-class board digitises it.
+
+This module owns :class:`FacialEmgModel`: per-muscle activation (from a built-in looping
+script or from :meth:`FacialEmgModel.set_drive`) shapes band-limited, amplitude-modulated
+Gaussian noise (a motor-unit-like interference pattern with a facial spectrum peaking near
+100 Hz), on top of a 1-3 µV rest tone, mains hum with odd harmonics and white sensor noise.
+The affected side (``montage.affected_side``) is weaker, the affected orbicularis oculi
+fires with the zygomaticus drive (synkinesis), and a channel can lose its electrode or
+saturate. The result is front-end scaled (``counts = offset + µV / uv_per_count``),
+quantised and clipped to the ADC range.
+
+Pure numpy/scipy: no I/O after construction (the front-end descriptor is read once), no
+threads of its own; only the drive/fault setters take a lock, so a GUI or exercise thread
+may steer a model that another thread generates from. All filter states and the sample
+clock carry across calls, so ``generate(n); generate(n)`` equals ``generate(2 * n)``.
+Imports ``config``, ``montage`` and ``errors`` only.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from collections.abc import Mapping
+
+import numpy as np
+from scipy import signal
+
+from emgfb.config import FrontendSpec, load_frontend
+from emgfb.errors import ConfigError
+from emgfb.montage import MUSCLES, Montage
+
+log = logging.getLogger(__name__)
+
+#: RMS in µV at the electrode of each muscle at full voluntary effort (healthy side).
+#: Chosen so that peaks (~3.5 x RMS) stay inside a BioAmp + Uno range of about +-1 mV.
+FULL_EFFORT_UV: dict[str, float] = {
+    "frontalis": 180.0,
+    "corrugator": 150.0,
+    "orbicularis_oculi": 140.0,
+    "levator_labii": 150.0,
+    "zygomaticus_major": 220.0,
+    "orbicularis_oris": 180.0,
+    "depressor_anguli_oris": 150.0,
+    "platysma": 150.0,
+    "masseter": 250.0,
+    "other": 150.0,
+}
+
+#: Built-in scripts: keyframes ``(time_s, {muscle: level})`` interpolated linearly and
+#: looped. Muscles absent from a keyframe are at 0 there.
+SCRIPTS: dict[str, list[tuple[float, dict[str, float]]]] = {
+    "demo": [
+        (0.0, {}),
+        (3.0, {}),  # rest
+        (5.0, {"frontalis": 0.6}),  # brow lift: 2 s ramp, 4 s hold, 2 s release
+        (9.0, {"frontalis": 0.6}),
+        (11.0, {}),
+        (13.0, {}),
+        (14.5, {"orbicularis_oculi": 0.3}),  # gentle eye closure
+        (18.5, {"orbicularis_oculi": 0.3}),
+        (20.0, {}),
+        (22.0, {}),
+        (24.0, {"zygomaticus_major": 0.7}),  # smile (synkinesis shows on the eye)
+        (28.0, {"zygomaticus_major": 0.7}),
+        (30.0, {}),
+        (32.0, {}),
+        (34.0, {"orbicularis_oris": 0.6}),  # lip pucker
+        (38.0, {"orbicularis_oris": 0.6}),
+        (40.0, {}),
+        (42.0, {}),
+    ],
+    "rest": [(0.0, {}), (1.0, {})],
+}
+
+_EMG_BAND_HZ = (40.0, 250.0)  # shapes white noise into a facial sEMG spectrum
+_MOD_CUTOFF_HZ = 3.0  # slow fluctuation of the firing envelope
+_MOD_DEPTH = 0.3
+_ACTIVATION_TAU_S = 0.06  # muscles do not switch on in one sample
+_HARMONICS = ((1, 1.0), (3, 0.3), (5, 0.12))  # hum: odd harmonics of mains
+_FLOAT_HUM_GAIN = 40.0  # a floating input picks up this much more hum
+
+
+def _unit_gain(sos: np.ndarray, n: int = 16384) -> float:
+    """RMS of the filter's output for unit-variance white noise input."""
+    impulse = np.zeros(n)
+    impulse[0] = 1.0
+    return float(np.sqrt(np.sum(signal.sosfilt(sos, impulse) ** 2)))
+
+
+class FacialEmgModel:
+    """Seeded, streaming generator of facial sEMG in ADC counts.
+
+    Parameters
+    ----------
+    montage
+        Channels (muscle and side) in hardware order; ``montage.affected_side`` is weaker.
+    fs
+        Sample rate in Hz.
+    seed
+        Seed of every random draw; the same seed gives the same counts for any chunking.
+    bits, vref_mv
+        ADC resolution and reference (10 and 5000 for an Uno).
+    frontend
+        Analog front-end (gain, mid-rail offset); default the Muscle BioAmp
+        (``configs/frontends/bioamp.toml``, about 2 µV per count on an Uno).
+    mains_hz
+        Mains frequency (50 or 60; 0 disables hum).
+    hum_uv
+        Amplitude in µV of the mains fundamental at the electrode (per channel it varies by
+        +-30 %); 3rd and 5th harmonics are added at 0.3 and 0.12 of it.
+    rest_uv
+        RMS of the relaxed-muscle tone in µV (DOMAIN.md §3: 1-3 µV).
+    sensor_noise_uv
+        RMS of white amplifier/electrode noise in µV.
+    affected_gain
+        Activation scale of the affected side (0..1).
+    synkinesis
+        Fraction of the zygomaticus drive that reaches the affected orbicularis oculi.
+    script
+        ``"demo"`` (looping rest, brow lift, eye closure, smile, pucker) or ``"rest"``; used
+        while no drive is set.
+
+    Attributes
+    ----------
+    uv_per_count
+        Microvolts at the electrode per ADC count.
+    offset_counts
+        Count that corresponds to 0 µV at the electrode.
+    """
+
+    def __init__(
+        self,
+        montage: Montage,
+        fs: float,
+        seed: int,
+        *,
+        bits: int = 10,
+        vref_mv: float = 5000.0,
+        frontend: FrontendSpec | None = None,
+        mains_hz: float = 50.0,
+        hum_uv: float = 15.0,
+        rest_uv: float = 2.0,
+        sensor_noise_uv: float = 0.5,
+        affected_gain: float = 0.35,
+        synkinesis: float = 0.4,
+        script: str = "demo",
+    ):
+        if not fs > 0 or not math.isfinite(fs):
+            raise ConfigError(f"simulator: fs = {fs!r}: expected a positive sample rate in Hz")
+        if not 1 <= bits <= 16:
+            raise ConfigError(f"simulator: bits = {bits!r}: expected 1..16")
+        if mains_hz not in (0, 50, 60):
+            raise ConfigError(f"simulator: mains_hz = {mains_hz!r}: expected 50, 60 or 0")
+        if script not in SCRIPTS:
+            raise ConfigError(
+                f"simulator: script = {script!r}: expected one of {', '.join(SCRIPTS)}"
+            )
+        if not 0.0 <= affected_gain <= 1.0:
+            raise ConfigError(f"simulator: affected_gain = {affected_gain!r}: expected 0..1")
+        if not 0.0 <= synkinesis <= 1.0:
+            raise ConfigError(f"simulator: synkinesis = {synkinesis!r}: expected 0..1")
+        self.montage = montage
+        self.fs = float(fs)
+        self.seed = int(seed)
+        self.bits = int(bits)
+        self.vref_mv = float(vref_mv)
+        self.frontend = frontend if frontend is not None else load_frontend("bioamp")
+        self.mains_hz = float(mains_hz)
+        self.hum_uv = float(hum_uv)
+        self.rest_uv = float(rest_uv)
+        self.sensor_noise_uv = float(sensor_noise_uv)
+        self.affected_gain = float(affected_gain)
+        self.synkinesis = float(synkinesis)
+        self.script = script
+        self.uv_per_count = self.frontend.uv_per_count(self.bits, self.vref_mv)
+        self.offset_counts = self.frontend.offset_counts(self.bits, self.vref_mv)
+        self.max_count = (1 << self.bits) - 1
+
+        n_ch = montage.n_channels
+        self.n_channels = n_ch
+        muscles = [c.muscle for c in montage.channels]
+        affected = np.array([c.side == montage.affected_side for c in montage.channels])
+        self._full_uv = np.array([FULL_EFFORT_UV.get(m, 150.0) for m in muscles])
+        self._side_gain = np.where(affected, self.affected_gain, 1.0)
+        self._synk_channels = np.flatnonzero(
+            affected & (np.array(muscles) == "orbicularis_oculi")
+        )
+        self._muscles = muscles
+        self._script_table = self._compile_script(SCRIPTS[script], muscles)
+
+        rng = np.random.default_rng(self.seed)
+        setup_rng, self._rng = rng.spawn(2)
+        self._hum_scale = setup_rng.uniform(0.7, 1.3, n_ch)
+        self._hum_phase = setup_rng.uniform(0, 2 * np.pi, n_ch)
+        harmonics = [(k, a) for k, a in _HARMONICS if k * self.mains_hz < self.fs / 2]
+        self._harmonics = harmonics if self.mains_hz > 0 else []
+
+        hi = min(_EMG_BAND_HZ[1], 0.45 * self.fs)
+        lo = min(_EMG_BAND_HZ[0], hi / 2)
+        self._emg_sos = signal.butter(4, [lo, hi], btype="band", fs=self.fs, output="sos")
+        self._emg_norm = 1.0 / _unit_gain(self._emg_sos)
+        self._mod_sos = signal.butter(
+            2, min(_MOD_CUTOFF_HZ, 0.1 * self.fs), fs=self.fs, output="sos"
+        )
+        self._mod_norm = _MOD_DEPTH / _unit_gain(self._mod_sos)
+        self._emg_zi = np.zeros((self._emg_sos.shape[0], 2, n_ch))
+        self._mod_zi = np.zeros((self._mod_sos.shape[0], 2, n_ch))
+        alpha = math.exp(-1.0 / (_ACTIVATION_TAU_S * self.fs))
+        self._act_ba = (np.array([1.0 - alpha]), np.array([1.0, -alpha]))
+        self._act_zi: np.ndarray | None = None  # starts at the first target (no ramp-in)
+
+        self._lock = threading.Lock()
+        self._drive: dict[str, float] | None = None
+        self._electrode_off: dict[int, str] = {}
+        self._saturation: dict[int, float] = {}
+        self._n = 0  # samples generated so far: the model's clock
+
+    # -- steering (thread-safe) --------------------------------------------------------
+
+    def set_drive(self, levels: Mapping[str, float] | None) -> None:
+        """Drive muscles directly (``muscle -> 0..1``, both sides); ``None`` resumes the script.
+
+        Muscles not named are at rest. The affected side and synkinesis still apply, and
+        activation follows the drive with a 60 ms time constant.
+        """
+        if levels is None:
+            with self._lock:
+                self._drive = None
+            return
+        drive: dict[str, float] = {}
+        for muscle, level in levels.items():
+            if muscle not in MUSCLES:
+                raise ConfigError(
+                    f"simulator drive: unknown muscle {muscle!r}; expected one of "
+                    f"{', '.join(MUSCLES)}"
+                )
+            value = float(level)
+            if not 0.0 <= value <= 1.0:
+                raise ConfigError(f"simulator drive: {muscle} = {level!r}: expected 0..1")
+            drive[muscle] = value
+        with self._lock:
+            self._drive = drive
+
+    def set_electrode_off(self, channel: int, off: bool, mode: str = "rail") -> None:
+        """Detach (or re-attach) the electrode of ``channel``.
+
+        ``mode="rail"`` gives a flat line at the top of the ADC range (input pulled to the
+        rail); ``mode="float"`` gives a floating input dominated by hum.
+        """
+        self._check_channel(channel)
+        if mode not in ("rail", "float"):
+            raise ConfigError(f"simulator: electrode-off mode {mode!r}: expected rail or float")
+        with self._lock:
+            if off:
+                self._electrode_off[channel] = mode
+            else:
+                self._electrode_off.pop(channel, None)
+
+    def set_saturation(self, channel: int, on: bool, factor: float = 8.0) -> None:
+        """Multiply ``channel``'s input by ``factor`` so its peaks clip at the ADC rails."""
+        self._check_channel(channel)
+        with self._lock:
+            if on:
+                self._saturation[channel] = float(factor)
+            else:
+                self._saturation.pop(channel, None)
+
+    @property
+    def samples_generated(self) -> int:
+        """Number of samples produced so far (the model's clock in ticks)."""
+        return self._n
+
+    # -- generation --------------------------------------------------------------------
+
+    def generate_uv(self, n: int) -> np.ndarray:
+        """Next ``n`` samples in µV at the electrode (before the ADC), shape ``(n, ch)``.
+
+        Electrode-off channels are not modelled here (see :meth:`generate`).
+        """
+        with self._lock:
+            drive = None if self._drive is None else dict(self._drive)
+            saturation = dict(self._saturation)
+            floating = [c for c, m in self._electrode_off.items() if m == "float"]
+        n_ch = self.n_channels
+        k = self._n + np.arange(n)
+        noise = self._rng.standard_normal((n, 3 * n_ch))
+
+        target = self._targets(k, drive)
+        b, a = self._act_ba
+        if self._act_zi is None:
+            self._act_zi = target[:1] * (1.0 - b[0])  # steady state at the first target
+        act, self._act_zi = signal.lfilter(b, a, target, axis=0, zi=self._act_zi)
+
+        emg, self._emg_zi = signal.sosfilt(
+            self._emg_sos, noise[:, :n_ch], axis=0, zi=self._emg_zi
+        )
+        mod, self._mod_zi = signal.sosfilt(
+            self._mod_sos, noise[:, n_ch : 2 * n_ch], axis=0, zi=self._mod_zi
+        )
+        envelope = self.rest_uv + act * (self._full_uv * self._side_gain)
+        envelope *= np.maximum(1.0 + mod * self._mod_norm, 0.2)
+        uv = envelope * emg * self._emg_norm
+        uv += noise[:, 2 * n_ch :] * self.sensor_noise_uv
+        if self._harmonics and self.hum_uv > 0:
+            hum = self._hum(k)
+            if floating:
+                hum[:, floating] *= _FLOAT_HUM_GAIN
+            uv += hum
+        for ch, factor in saturation.items():
+            uv[:, ch] *= factor
+        self._n += n
+        return uv
+
+    def generate(self, n: int) -> np.ndarray:
+        """Next ``n`` samples as ADC counts, uint16, shape ``(n, n_channels)``."""
+        uv = self.generate_uv(n)
+        with self._lock:
+            railed = [c for c, m in self._electrode_off.items() if m == "rail"]
+        counts = np.rint(self.offset_counts + uv / self.uv_per_count)
+        np.clip(counts, 0, self.max_count, out=counts)
+        if railed:
+            counts[:, railed] = self.max_count
+        return counts.astype(np.uint16)
+
+    def uv_from_counts(self, counts: np.ndarray) -> np.ndarray:
+        """Convert counts back to µV at the electrode (float64)."""
+        return (np.asarray(counts, dtype=np.float64) - self.offset_counts) * self.uv_per_count
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _check_channel(self, channel: int) -> None:
+        if not 0 <= int(channel) < self.n_channels:
+            raise ConfigError(
+                f"simulator: channel {channel!r}: expected 0..{self.n_channels - 1}"
+            )
+
+    @staticmethod
+    def _compile_script(
+        keys: list[tuple[float, dict[str, float]]], muscles: list[str]
+    ) -> tuple[np.ndarray, np.ndarray, float]:
+        times = np.array([t for t, _ in keys])
+        levels = np.array([[lv.get(m, 0.0) for m in muscles] for _, lv in keys])
+        return times, levels, float(times[-1])
+
+    def _targets(self, k: np.ndarray, drive: dict[str, float] | None) -> np.ndarray:
+        """Target activation per sample and channel, synkinesis included."""
+        n = len(k)
+        if drive is None:
+            times, levels, period = self._script_table
+            t = (k / self.fs) % period
+            target = np.empty((n, self.n_channels))
+            for c in range(self.n_channels):
+                target[:, c] = np.interp(t, times, levels[:, c])
+            zyg_cols = [c for c, m in enumerate(self._muscles) if m == "zygomaticus_major"]
+            if zyg_cols:
+                zyg = target[:, zyg_cols[0]]
+            else:
+                zyg = np.interp(t, times, np.array(
+                    [lv.get("zygomaticus_major", 0.0) for _, lv in SCRIPTS[self.script]]
+                ))
+        else:
+            row = np.array([drive.get(m, 0.0) for m in self._muscles])
+            target = np.broadcast_to(row, (n, self.n_channels)).copy()
+            zyg = np.full(n, drive.get("zygomaticus_major", 0.0))
+        if len(self._synk_channels) and self.synkinesis > 0:
+            for c in self._synk_channels:
+                target[:, c] = np.maximum(target[:, c], self.synkinesis * zyg)
+        return target
+
+    def _hum(self, k: np.ndarray) -> np.ndarray:
+        # Phase from the integer clock modulo fs keeps precision over long runs.
+        hum = np.zeros((len(k), self.n_channels))
+        for harmonic, rel in self._harmonics:
+            f = harmonic * self.mains_hz
+            frac = ((k * f) % self.fs) / self.fs
+            hum += rel * np.sin(2 * np.pi * frac[:, None] + harmonic * self._hum_phase)
+        return hum * (self.hum_uv * self._hum_scale)
