@@ -1,0 +1,265 @@
+"""Pure, stateful chunk-in/chunk-out DSP stages and the filter designs they run.
+
+This module owns the building blocks of the envelope pipeline: counts-to-µV scaling, IIR
+filters in second-order sections (DC high-pass, mains notch with harmonics, band-pass,
+merged into one cascade by :func:`design_cascade`), full-wave rectification, the moving-RMS
+and linear (low-pass) envelopes. Every stage has ``process(x) -> y`` on
+``(n_samples, n_channels)`` float64 arrays and ``reset()``; its state lives inside it, so
+feeding a signal in chunks of any size gives the same output as one pass over the whole
+array (bit for bit for the filters). No I/O, no threads, no Qt. Imports numpy, scipy,
+``emgfb.dsp.settings`` and ``emgfb.errors`` only.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import numpy as np
+from scipy import signal
+
+from emgfb.dsp.settings import BandpassConfig, DspConfig, HighpassConfig, NotchConfig
+from emgfb.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+#: Nominal upper limit of the band-pass as a fraction of the sampling rate.
+MAX_HIGH_FRACTION = 0.45
+
+
+# --------------------------------------------------------------------------- filter design
+def design_highpass(cfg: HighpassConfig, fs: float) -> np.ndarray:
+    """Butterworth high-pass SOS at ``cfg.cutoff_hz`` (empty ``(0, 6)`` array when off)."""
+    if cfg.cutoff_hz <= 0:
+        return np.zeros((0, 6))
+    return signal.butter(cfg.order, cfg.cutoff_hz, "highpass", fs=fs, output="sos")
+
+
+def notch_frequencies(cfg: NotchConfig, fs: float) -> list[float]:
+    """Mains frequency and harmonics that get a notch (strictly below Nyquist)."""
+    if not cfg.enabled:
+        return []
+    nyq = fs / 2.0
+    n_max = math.ceil(nyq / cfg.mains_hz) - 1
+    if cfg.harmonics:
+        n_max = min(n_max, cfg.harmonics)
+    return [float(k * cfg.mains_hz) for k in range(1, n_max + 1)]
+
+
+def design_notch(cfg: NotchConfig, fs: float) -> np.ndarray:
+    """IIR notches (``scipy.signal.iirnotch``, quality ``cfg.q``) as SOS, one per harmonic."""
+    rows = []
+    for f0 in notch_frequencies(cfg, fs):
+        b, a = signal.iirnotch(f0, cfg.q, fs=fs)
+        rows.append(np.concatenate([b, a]))
+    return np.array(rows).reshape(-1, 6)
+
+
+def design_bandpass(cfg: BandpassConfig, fs: float) -> np.ndarray:
+    """Butterworth band-pass SOS; the upper corner is clipped to 0.45·fs."""
+    high = min(cfg.high_hz, MAX_HIGH_FRACTION * fs)
+    if high <= cfg.low_hz:
+        raise ConfigError(
+            f"bandpass.low_hz = {cfg.low_hz}: expected a value below the upper corner "
+            f"{high:g} Hz (0.45 x fs = {fs:g} Hz)"
+        )
+    if high < cfg.high_hz:
+        log.info("band-pass upper corner clipped from %g to %g Hz (fs %g Hz)",
+                 cfg.high_hz, high, fs)
+    return signal.butter(cfg.order, [cfg.low_hz, high], "bandpass", fs=fs, output="sos")
+
+
+def design_cascade(config: DspConfig, fs: float) -> np.ndarray:
+    """High-pass, notches and band-pass merged into one SOS cascade (one ``sosfilt`` call)."""
+    return np.vstack([
+        design_highpass(config.highpass, fs),
+        design_notch(config.notch, fs),
+        design_bandpass(config.bandpass, fs),
+    ])
+
+
+def design_envelope_lowpass(hz: float, order: int, fs: float) -> np.ndarray:
+    """Butterworth low-pass SOS of the linear envelope."""
+    return signal.butter(order, hz, "lowpass", fs=fs, output="sos")
+
+
+def settle_samples(sos: np.ndarray, settle_db: float) -> int:
+    """Samples until the slowest mode of ``sos`` has decayed by ``settle_db``.
+
+    A mode with pole radius ``r`` decays as ``r**n``; the slowest (largest ``r``) bounds
+    how long any restart transient stays visible.
+    """
+    if len(sos) == 0 or settle_db <= 0:
+        return 0
+    radius = max(float(np.max(np.abs(np.roots(s[3:])), initial=0.0)) for s in sos)
+    if radius <= 0.0:
+        return 0
+    if radius >= 1.0:
+        raise ValueError(f"unstable filter (pole radius {radius})")
+    return math.ceil(settle_db / 20.0 * math.log(10.0) / -math.log(radius))
+
+
+# --------------------------------------------------------------------------- stages
+class ScaleStage:
+    """Counts to microvolts: ``(x - offset_counts) * uv_per_count`` per channel (stateless).
+
+    Parameters
+    ----------
+    uv_per_count, offset_counts
+        Scalars or one value per channel.
+    n_channels
+        Number of channels.
+    """
+
+    def __init__(self, uv_per_count: float | np.ndarray, offset_counts: float | np.ndarray,
+                 n_channels: int):
+        self.scale = np.broadcast_to(np.asarray(uv_per_count, float), (n_channels,)).copy()
+        self.offset = np.broadcast_to(np.asarray(offset_counts, float), (n_channels,)).copy()
+        self.identity = bool(np.all(self.scale == 1.0) and np.all(self.offset == 0.0))
+
+    def process(self, x: np.ndarray) -> np.ndarray:
+        """Return ``x`` in µV."""
+        if self.identity:
+            return np.asarray(x, float)
+        return (x - self.offset) * self.scale
+
+    def reset(self) -> None:
+        """Nothing to forget."""
+
+
+class SosFilterStage:
+    """A causal IIR filter in second-order sections with its state kept between chunks.
+
+    Parameters
+    ----------
+    sos
+        ``(n_sections, 6)`` coefficients (e.g. from :func:`design_cascade`).
+    n_channels
+        Number of channels.
+    steady_start
+        After construction or :meth:`reset`, start from the steady state for the first
+        sample's value (``sosfilt_zi * x[0]``), so a DC offset does not ring through; when
+        false, start from rest (zero state).
+    """
+
+    def __init__(self, sos: np.ndarray, n_channels: int, steady_start: bool = True):
+        self.sos = np.ascontiguousarray(sos, dtype=float).reshape(-1, 6)
+        self.n_channels = n_channels
+        self.steady_start = steady_start
+        self._zi_unit = signal.sosfilt_zi(self.sos) if len(self.sos) else None
+        self.zi: np.ndarray | None = None
+
+    def reset(self) -> None:
+        """Forget the filter state; the next sample starts the filter afresh."""
+        self.zi = None
+
+    def process(self, x: np.ndarray) -> np.ndarray:
+        """Filter ``x`` (n, ch) causally, continuing from the previous chunk."""
+        x = np.asarray(x, float)
+        if len(self.sos) == 0 or len(x) == 0:
+            return x.copy()
+        xt = x.T  # (ch, n) view: sosfilt along the last axis of a transposed view is fastest
+        if self.zi is None:
+            if self.steady_start:
+                self.zi = self._zi_unit[:, None, :] * xt[:, 0][None, :, None]
+            else:
+                self.zi = np.zeros((len(self.sos), x.shape[1], 2))
+        y, self.zi = signal.sosfilt(self.sos, xt, axis=-1, zi=self.zi)
+        return y.T
+
+
+class RectifyStage:
+    """Full-wave rectification ``|x|`` (stateless)."""
+
+    def process(self, x: np.ndarray) -> np.ndarray:
+        """Return ``|x|``."""
+        return np.abs(x)
+
+    def reset(self) -> None:
+        """Nothing to forget."""
+
+
+class MovingRmsStage:
+    """Causal moving RMS over the last ``window`` samples.
+
+    The running sum of squares is a comb (add the new square, drop the one ``window``
+    samples back) followed by a sequential cumulative sum, carried across chunks, so any
+    chunking gives bit-identical output. Every ``anchor`` samples since the last reset the
+    sum is recomputed exactly from the window, so rounding never drifts. Until a full
+    window has been seen the missing samples count as zero.
+
+    Parameters
+    ----------
+    window
+        Window length in samples (>= 1).
+    n_channels
+        Number of channels.
+    anchor
+        Exact re-summation interval in samples.
+    """
+
+    def __init__(self, window: int, n_channels: int, anchor: int = 1 << 16):
+        if window < 1:
+            raise ValueError(f"window must be >= 1 sample, got {window}")
+        self.window = int(window)
+        self.n_channels = n_channels
+        self.anchor = max(int(anchor), self.window)
+        self.reset()
+
+    def reset(self) -> None:
+        """Empty the window."""
+        self._tail = np.zeros((self.window, self.n_channels))  # last `window` squares
+        self._sum = np.zeros(self.n_channels)
+        self._count = 0  # samples since reset, positions the exact re-summations
+
+    def process(self, x: np.ndarray) -> np.ndarray:
+        """Return the moving RMS of ``x`` (n, ch), continuing from the previous chunk."""
+        x = np.asarray(x, float)
+        n = len(x)
+        if n == 0:
+            return np.zeros((0, self.n_channels))
+        out = np.empty((n, self.n_channels))
+        start = 0
+        while start < n:
+            # split at absolute anchor positions so re-summation is independent of chunking
+            to_anchor = self.anchor - (self._count % self.anchor)
+            stop = min(n, start + to_anchor)
+            self._segment(x[start:stop], out[start:stop])
+            self._count += stop - start
+            if self._count % self.anchor == 0:
+                self._sum = np.sum(self._tail, axis=0)
+            start = stop
+        return out
+
+    def _segment(self, x: np.ndarray, out: np.ndarray) -> None:
+        n, w = len(x), self.window
+        sq = x * x
+        hist = np.concatenate([self._tail, sq])  # hist[i] is sq[i - w]
+        acc = np.empty((n + 1, self.n_channels))
+        acc[0] = self._sum
+        np.subtract(sq, hist[:n], out=acc[1:])
+        np.cumsum(acc, axis=0, out=acc)
+        self._sum = acc[-1].copy()
+        self._tail = hist[-w:].copy()
+        np.maximum(acc[1:], 0.0, out=acc[1:])  # rounding may dip a hair below zero
+        np.sqrt(acc[1:] / w, out=out)
+
+
+class LowpassEnvelopeStage:
+    """Linear envelope: full-wave rectification then a causal Butterworth low-pass.
+
+    Starts from rest after construction or :meth:`reset` (the rectified mean rises from
+    zero, never overshoots into false activity).
+    """
+
+    def __init__(self, hz: float, order: int, fs: float, n_channels: int):
+        self.filter = SosFilterStage(design_envelope_lowpass(hz, order, fs), n_channels,
+                                     steady_start=False)
+
+    def process(self, x: np.ndarray) -> np.ndarray:
+        """Return the linear envelope of ``x`` (n, ch)."""
+        return self.filter.process(np.abs(x))
+
+    def reset(self) -> None:
+        """Forget the filter state."""
+        self.filter.reset()
