@@ -369,7 +369,7 @@ def _decimal_step(v: np.ndarray) -> tuple[float | None, str]:
     for d in range(10):
         scaled = sample * 10.0**d
         # text parsed to float64 is exact to ~1e-16 relative: anything larger is a digit
-        if np.all(np.abs(scaled - np.round(scaled)) <= 1e-9 * np.abs(scaled) + 1e-6):
+        if np.all(np.abs(scaled - np.round(scaled)) <= 1e-13 * np.abs(scaled) + 1e-6):
             return 10.0**-d, f"{d} decimals in the source text"
     return None, ""
 
@@ -398,7 +398,8 @@ def read_openbci(path: str | Path, fs: float | None = None) -> ImportedRecording
     text = _read_text(path)
     head, body = _header_lines(text, "%")
     if not head or "openbci" not in head[0].lower():
-        raise _fail(path, "first line should be '%OpenBCI Raw ...', not an OpenBCI GUI file")
+        raise _fail(path, f"first line {text[:40].splitlines()[0]!r}: expected '%OpenBCI Raw "
+                    "...' (OpenBCI GUI raw text)")
     hdr: dict[str, str] = {}
     for line in head[1:]:
         k, _, v = line[1:].partition("=")
@@ -626,7 +627,8 @@ def read_opensignals_txt(path: str | Path, fs: float | None = None) -> ImportedR
     text = _read_text(path)
     head, body = _header_lines(text, "#")
     if not head or "opensignals" not in head[0].lower():
-        raise _fail(path, "first line should be '# OpenSignals Text File Format'")
+        raise _fail(path, f"first line {text[:40].splitlines()[0]!r}: expected '# OpenSignals "
+                    "Text File Format'")
     try:
         meta = json.loads(head[1].lstrip("# ").strip()) if len(head) > 1 else None
     except json.JSONDecodeError as exc:
@@ -662,7 +664,7 @@ def read_opensignals_h5(path: str | Path, fs: float | None = None) -> ImportedRe
     with fh:
         groups = [k for k, g in fh.items() if isinstance(g, h5py.Group) and "raw" in g]
         if not groups:
-            raise _fail(path, "no device group with a 'raw' subgroup, not an OpenSignals HDF5 "
+            raise _fail(path, "no device group with a 'raw' subgroup, expected an OpenSignals HDF5 "
                         "file")
         notes: list[str] = []
         if len(groups) > 1:
@@ -806,11 +808,15 @@ def read_xdf(path: str | Path, fs: float | None = None) -> ImportedRecording:
     _check_rate_arg(fs)
     with path.open("rb") as fh:
         if fh.read(4) != b"XDF:":
-            raise _fail(path, "does not start with 'XDF:', not an XDF file")
+            raise _fail(path, "does not start with 'XDF:', expected an XDF file")
     try:
         streams, file_header = pyxdf.load_xdf(str(path))
     except Exception as exc:  # pyxdf raises bare Exceptions on corrupt chunks
         raise _fail(path, f"pyxdf cannot read it ({type(exc).__name__}: {exc})") from exc
+    unfinished = [str(_xdf_info(s, "name")) for s in streams if not s.get("footer")]
+    if unfinished:
+        raise _fail(path, f"stream {unfinished[0]!r} has no StreamFooter: the file is "
+                    "truncated, expected a file LabRecorder closed")
     numeric = [s for s in streams if _xdf_info(s, "channel_format") != "string"
                and len(s["time_stamps"])]
     strings = [s for s in streams if _xdf_info(s, "channel_format") == "string"]
@@ -934,7 +940,7 @@ def read_wav(path: str | Path, fs: float | None = None) -> ImportedRecording:
     _check_rate_arg(fs)
     b = path.read_bytes()
     if len(b) < 12 or b[:4] != b"RIFF" or b[8:12] != b"WAVE":
-        raise _fail(path, "does not start with 'RIFF....WAVE', not a WAV file")
+        raise _fail(path, "does not start with 'RIFF....WAVE', expected a WAV file")
     notes: list[str] = []
     riff = struct.unpack("<I", b[4:8])[0]
     if riff + 8 != len(b):
