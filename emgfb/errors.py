@@ -28,3 +28,7 @@ class RecordingError(EmgfbError):
 
 class DataFormatError(RecordingError):
     """An input file is not in the expected format (names the file, field and value)."""
+
+
+class CalibrationError(EmgfbError):
+    """A calibration (rest baseline, reference contraction) is too short, empty or unusable."""

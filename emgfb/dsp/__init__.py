@@ -8,7 +8,32 @@ its settings (``configs/dsp/default.toml``). It works on numpy arrays only: it m
 any GUI toolkit.
 """
 
+from emgfb.dsp.calibration import (
+    Baseline,
+    baseline_subtracted,
+    percent_of_healthy,
+    percent_of_reference,
+    reference_contraction,
+    rest_baseline,
+)
+from emgfb.dsp.metrics import (
+    asymmetry_index,
+    cocon,
+    detect_onsets,
+    is_symmetric,
+    oral_ocular_index,
+    symmetry_ratio,
+    tkeo,
+    tkeo_activation,
+)
 from emgfb.dsp.pipeline import EnvelopePipeline
+from emgfb.dsp.quality import ChannelQuality, SignalQuality
 from emgfb.dsp.settings import RMS_PRESETS_MS, DspConfig, load_dsp_config
 
-__all__ = ["RMS_PRESETS_MS", "DspConfig", "EnvelopePipeline", "load_dsp_config"]
+__all__ = [
+    "RMS_PRESETS_MS", "Baseline", "ChannelQuality", "DspConfig", "EnvelopePipeline",
+    "SignalQuality", "asymmetry_index", "baseline_subtracted", "cocon", "detect_onsets",
+    "is_symmetric", "load_dsp_config", "oral_ocular_index", "percent_of_healthy",
+    "percent_of_reference", "reference_contraction", "rest_baseline", "symmetry_ratio",
+    "tkeo", "tkeo_activation",
+]
