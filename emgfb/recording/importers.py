@@ -1230,7 +1230,9 @@ def session_arrays(rec: ImportedRecording) -> SessionArrays:
         how.append(f"{rec.channel_names[ch]}: {step:.6g} {rec.units[ch]} per count ({why})")
     montage = import_montage(rec.channel_names)
     markers = [Marker(int(t), str(label), "import") for t, label in rec.markers]
-    meta = {
+    meta: dict[str, Any] = {
+        "notes": f"Imported from {rec.source_path.name if rec.source_path else '?'} "
+                 f"({rec.source_format}). " + " ".join(n.rstrip(".") + "." for n in rec.notes),
         "import": {
             "source_format": rec.source_format,
             "source_file": rec.source_path.name if rec.source_path else "",
@@ -1246,6 +1248,12 @@ def session_arrays(rec: ImportedRecording) -> SessionArrays:
             "source_header": _json_safe(rec.header),
         }
     }
+    if rec.start_time and rec.start_time.endswith("Z"):
+        meta["start_time_utc"] = rec.start_time
+    else:
+        meta["notes"] += (" The source gives no UTC start time"
+                          + (f" (local time {rec.start_time})" if rec.start_time else "")
+                          + ": start_time_utc is the time of the import.")
     return SessionArrays(counts, rec.fs, rec.tick.astype(np.int64), montage, uv_per_count,
                          offset, markers, meta, max_err)
 
@@ -1266,9 +1274,7 @@ def to_session(rec: ImportedRecording, path: str | Path) -> Path:
     from emgfb.recording import write_arrays
 
     arr = session_arrays(rec)
-    tick = arr.tick
-    contiguous = len(tick) == 0 or (tick[0] == 0 and tick[-1] == len(tick) - 1)
     return write_arrays(
         path, arr.counts, arr.fs, arr.montage, arr.uv_per_count, arr.offset_counts,
-        tick=None if contiguous else tick, markers=arr.markers, meta=arr.meta,
+        tick=arr.tick, markers=arr.markers, meta=arr.meta,
     )
