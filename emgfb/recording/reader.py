@@ -1,0 +1,283 @@
+"""Reading HDF5 sessions (format v1): :func:`open_recording` and the :class:`Recording` view.
+
+This module owns opening a session read-only (including files left by a crashed or killed
+recorder, which HDF5 only opens in SWMR-read mode), validating the format name and version,
+trimming rows that were allocated but never written, and presenting counts, ticks, gaps,
+markers and metadata as numpy arrays and plain Python objects. Every failure to open is a
+one-line :class:`~emgfb.errors.RecordingError` naming the file. Imports ``errors``,
+``montage``, ``protocol``, ``acquisition.source`` (:class:`Marker`), ``recording.schema``,
+numpy and h5py.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from emgfb.acquisition.source import Marker
+from emgfb.errors import RecordingError
+from emgfb.montage import Montage
+from emgfb.protocol import BoardInfo
+from emgfb.recording import schema as S
+
+log = logging.getLogger(__name__)
+
+
+def _open_h5(path: Path) -> tuple[h5py.File, bool]:
+    """Open read-only; fall back to SWMR-read for files whose writer never closed them.
+
+    Returns the file and whether the fallback was needed.
+    """
+    if path.is_dir():
+        raise RecordingError(f"{path}: is a directory, expected an emgfb .h5 session file")
+    if not path.exists():
+        raise RecordingError(f"{path}: file not found")
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(8)
+    except PermissionError:
+        raise RecordingError(f"{path}: permission denied") from None
+    except OSError as exc:
+        raise RecordingError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if head != b"\x89HDF\r\n\x1a\n":
+        raise RecordingError(f"{path}: not an HDF5 file, expected an emgfb .h5 session file")
+    try:
+        return h5py.File(path, "r"), False
+    except OSError as exc:
+        first = str(exc)
+    try:
+        # a writer killed while in SWMR mode leaves "open for write" flags set
+        return h5py.File(path, "r", swmr=True), True
+    except OSError:
+        pass
+    reason = first.split("(", 1)[-1].rstrip(")") if "(" in first else first
+    raise RecordingError(f"{path}: damaged or truncated HDF5 file ({reason.splitlines()[0]})")
+
+
+class Recording:
+    """A session file opened read-only. Use :func:`open_recording`; close it (or ``with``).
+
+    Attributes
+    ----------
+    path
+        The file.
+    fs
+        Sample rate in Hz.
+    n_channels, n_samples
+        Shape of the raw data actually written.
+    labels
+        Channel labels in hardware order.
+    montage
+        The montage recorded with the session.
+    uv_per_count, offset_counts
+        Per-channel scale and offset: ``uv = (counts - offset_counts) * uv_per_count``.
+    gaps
+        Gap table (:data:`~emgfb.recording.schema.GAP_DTYPE`): ``start_sample`` is the
+        first sample after the gap, ``lost_ticks`` how many ticks are missing before it.
+    host_time
+        Host receive times (:data:`~emgfb.recording.schema.HOST_TIME_DTYPE`).
+    meta
+        All session metadata as plain Python (JSON attributes decoded), plus
+        ``calibration`` and ``complete`` (False if the writer never closed the file).
+    info
+        The board identification, or ``None`` for imported data.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._file, self.recovered = _open_h5(self.path)
+        try:
+            self._load_header()
+        except RecordingError:
+            self._file.close()
+            raise
+        except (KeyError, ValueError, TypeError, OSError) as exc:
+            self._file.close()
+            raise RecordingError(
+                f"{self.path}: not a valid {S.FORMAT_NAME} file ({type(exc).__name__}: "
+                f"{str(exc).splitlines()[0] if str(exc) else 'missing data'})"
+            ) from None
+        self._counts: np.ndarray | None = None
+
+    def _load_header(self) -> None:
+        f = self._file
+        attrs = f.attrs
+        name = attrs.get("format")
+        if name != S.FORMAT_NAME:
+            raise RecordingError(
+                f"{self.path}: format = {name!r}, expected {S.FORMAT_NAME!r} "
+                "(use 'emgfb import' for files from other tools)"
+            )
+        version = int(attrs.get("format_version", -1))
+        if version != S.FORMAT_VERSION:
+            raise RecordingError(
+                f"{self.path}: format_version = {version}, this emgfb reads version "
+                f"{S.FORMAT_VERSION}"
+            )
+        self.format_version = version
+        self.fs = float(attrs["fs"])
+        meta: dict[str, Any] = {}
+        for key, value in attrs.items():
+            if isinstance(value, bytes):
+                value = value.decode("utf-8")
+            if key in S.JSON_ATTRS:
+                value = json.loads(value) if value else None
+            elif isinstance(value, np.generic):
+                value = value.item()
+            meta[key] = value
+        cal = f[S.CALIBRATION_JSON][()]
+        meta["calibration"] = json.loads(bytes(cal).decode("utf-8")) if len(cal) else {}
+        meta["complete"] = bool(meta.get("complete", False))
+        self.meta = meta
+        self.montage: Montage = S.montage_from_dict(meta["montage"])
+        self.info: BoardInfo | None = S.board_from_dict(meta.get("board"))
+        ch = f[S.CHANNELS]
+        self.labels = [s.decode("utf-8") if isinstance(s, bytes) else s for s in ch["label"][()]]
+        self.uv_per_count = np.asarray(ch["uv_per_count"][()], dtype=np.float64)
+        self.offset_counts = np.asarray(ch["offset_counts"][()], dtype=np.float64)
+        counts_ds, tick_ds = f[S.COUNTS], f[S.TICK]
+        self.n_channels = int(counts_ds.shape[1])
+        n = min(counts_ds.shape[0], tick_ds.shape[0])
+        if counts_ds.shape[0] != tick_ds.shape[0]:
+            log.warning("%s: raw/counts has %d rows, raw/tick %d; using %d", self.path,
+                        counts_ds.shape[0], tick_ds.shape[0], n)
+        tick = np.asarray(tick_ds[:n], dtype=np.int64)
+        # rows allocated by a resize whose data never reached the disk keep the fill value
+        if n and tick[-1] == S.TICK_FILL:
+            written = np.flatnonzero(tick != S.TICK_FILL)
+            n = int(written[-1]) + 1 if len(written) else 0
+            log.warning("%s: recording was cut off; %d samples are readable", self.path, n)
+            tick = tick[:n]
+        self.n_samples = n
+        self._tick = tick
+        gaps = np.asarray(f[S.GAPS][()], dtype=S.GAP_DTYPE)
+        self.gaps = gaps[gaps["start_sample"] < n] if n else gaps[:0]
+        host = np.asarray(f[S.HOST_TIME][()], dtype=S.HOST_TIME_DTYPE)
+        self.host_time = host[host["sample"] < n]
+        self.overrun = np.asarray(f[S.OVERRUN][()], dtype=np.int64)
+        self.overrun = self.overrun[self.overrun < n]
+        rows = np.asarray(f[S.MARKERS][()], dtype=S.MARKER_DTYPE)
+        self.markers = [
+            Marker(int(r["tick"]), r["label"].decode("utf-8", "replace"),
+                   r["kind"].decode("utf-8", "replace"))
+            for r in rows
+        ]
+        self.marker_samples = np.asarray(rows["sample"], dtype=np.int64)
+
+    # -- data ----------------------------------------------------------------------------
+    @property
+    def tick(self) -> np.ndarray:
+        """Absolute tick of every sample (int64, strictly increasing)."""
+        return self._tick
+
+    @property
+    def counts(self) -> np.ndarray:
+        """All raw counts ``(n_samples, n_channels)`` as stored (read on first access)."""
+        if self._counts is None:
+            self._counts = self.read_counts(0, self.n_samples)
+        return self._counts
+
+    def read_counts(self, start: int, stop: int) -> np.ndarray:
+        """Raw counts of samples ``start .. stop-1`` (clipped to the recording)."""
+        start, stop = max(0, start), min(stop, self.n_samples)
+        if stop <= start:
+            return np.zeros((0, self.n_channels), self._file[S.COUNTS].dtype)
+        return self._file[S.COUNTS][start:stop]
+
+    def uv(self) -> np.ndarray:
+        """All samples in microvolts, float64: ``(counts - offset_counts) * uv_per_count``."""
+        return (self.counts.astype(np.float64) - self.offset_counts) * self.uv_per_count
+
+    @property
+    def envelopes(self) -> np.ndarray | None:
+        """Stored computed envelopes (µV), or ``None`` if the file has none."""
+        if S.ENVELOPE_DATA not in self._file:
+            return None
+        return self._file[S.ENVELOPE_DATA][: self.n_samples]
+
+    @property
+    def lost_ticks(self) -> int:
+        """Ticks lost in gaps across the whole session."""
+        return int(self.gaps["lost_ticks"].sum())
+
+    @property
+    def duration_s(self) -> float:
+        """Time spanned by the session in seconds, gaps included ((samples + lost) / fs)."""
+        return (self.n_samples + self.lost_ticks) / self.fs
+
+    @property
+    def count_dtype(self) -> np.dtype:
+        """Stored dtype of the raw counts (uint16 from boards, int32 for some imports)."""
+        return self._file[S.COUNTS].dtype
+
+    def summary(self) -> dict[str, Any]:
+        """The facts ``emgfb info --json`` prints, as a JSON-friendly dict."""
+        board = self.info
+        return {
+            "path": str(self.path),
+            "format": S.FORMAT_NAME,
+            "format_version": self.format_version,
+            "fs": self.fs,
+            "n_channels": self.n_channels,
+            "channels": list(self.labels),
+            "muscles": [c.muscle for c in self.montage.channels],
+            "sides": [c.side for c in self.montage.channels],
+            "affected_side": self.montage.affected_side,
+            "n_samples": self.n_samples,
+            "duration_s": round(self.duration_s, 6),
+            "lost_ticks": self.lost_ticks,
+            "n_gaps": int(len(self.gaps)),
+            "n_overrun_flags": int(len(self.overrun)),
+            "n_markers": len(self.markers),
+            "subject": self.meta.get("subject", ""),
+            "notes": self.meta.get("notes", ""),
+            "start_time_utc": self.meta.get("start_time_utc", ""),
+            "end_time_utc": self.meta.get("end_time_utc", ""),
+            "complete": self.meta["complete"],
+            "board": board.board if board else None,
+            "firmware": board.firmware if board else None,
+            "count_dtype": str(self.count_dtype),
+            "uv_per_count": self.uv_per_count.tolist(),
+            "has_calibration": bool(self.meta["calibration"]),
+            "has_envelopes": S.ENVELOPE_DATA in self._file,
+            "emgfb_version": self.meta.get("emgfb_version", ""),
+        }
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def close(self) -> None:
+        """Close the file (idempotent)."""
+        self._file.close()
+
+    def __enter__(self) -> Recording:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_recording(path: str | Path) -> Recording:
+    """Open an emgfb session file read-only.
+
+    Parameters
+    ----------
+    path
+        A ``.h5`` file written by :class:`~emgfb.recording.writer.SessionWriter` or
+        :func:`~emgfb.recording.writer.write_arrays` (also one whose recorder crashed).
+
+    Returns
+    -------
+    Recording
+        Use as a context manager, or call :meth:`Recording.close`.
+
+    Raises
+    ------
+    RecordingError
+        If the path is a directory, missing, unreadable, not HDF5, truncated, or not
+        format ``emgfb-session`` version 1 (one line naming the file).
+    """
+    return Recording(path)

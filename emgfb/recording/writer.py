@@ -1,0 +1,642 @@
+"""Writing HDF5 sessions: the threaded, crash-safe :class:`SessionWriter` and :func:`write_arrays`.
+
+This module owns file creation (never overwriting), the layout of format v1 as laid down in
+:mod:`emgfb.recording.schema`, the writer thread that buffers and appends chunks, and its
+failure handling (disk full, I/O errors). Crash safety comes from HDF5's single-writer /
+multiple-reader (SWMR) mode: once the file is switched to SWMR, HDF5 orders its metadata
+writes so the file on disk is consistent at every instant, hence readable after ``kill -9``
+with everything up to the last flush (at most ``flush_interval`` old). Imports ``errors``,
+``montage``, ``protocol``, ``acquisition.source`` (the :class:`Chunk`/:class:`Marker`
+records), ``recording.schema``, numpy and h5py; never DSP or the GUI.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+import os
+import queue
+import resource
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from emgfb import __version__
+from emgfb.acquisition.source import Chunk, Marker
+from emgfb.errors import RecordingError
+from emgfb.montage import Montage
+from emgfb.protocol import BoardInfo
+from emgfb.recording import schema as S
+
+log = logging.getLogger(__name__)
+
+#: Default compression of ``raw/counts`` and ``raw/tick`` (see benchmarks/results/recording.md).
+DEFAULT_COMPRESSION: str | None = "gzip"
+#: Rows per HDF5 chunk of the raw datasets (about 1 s at 2 kHz).
+CHUNK_ROWS = 2048
+#: Free bytes kept in reserve: the writer stops cleanly before the disk is this full.
+HEADROOM_BYTES = 1 << 20
+
+_SENTINEL = object()
+
+
+def utc_now_iso() -> str:
+    """Current UTC time as ISO 8601 with a ``Z`` suffix (millisecond precision)."""
+    now = _dt.datetime.now(_dt.UTC)
+    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+
+
+def _check_new_path(path: Path) -> None:
+    if path.exists() or path.is_symlink():
+        raise RecordingError(
+            f"{path}: already exists; emgfb never overwrites a recording, choose another name"
+        )
+    if not path.parent.is_dir():
+        raise RecordingError(f"{path}: folder {path.parent} does not exist")
+
+
+def _compression_kwargs(compression: str | None) -> dict[str, Any]:
+    if compression is None or compression == "none":
+        return {}
+    if compression == "gzip":
+        return {"compression": "gzip", "compression_opts": 1, "shuffle": True}
+    if compression == "lzf":
+        return {"compression": "lzf", "shuffle": True}
+    raise RecordingError(f"compression = {compression!r}: expected gzip, lzf or none")
+
+
+def _create_layout(
+    f: h5py.File,
+    *,
+    fs: float,
+    montage: Montage,
+    uv_per_count: np.ndarray,
+    offset_counts: np.ndarray,
+    count_dtype: np.dtype,
+    info: BoardInfo | None,
+    attrs: dict[str, Any],
+    compression: str | None,
+    n_rows: int = 0,
+    growable: bool = True,
+) -> None:
+    """Create every group, dataset and attribute of format v1 (empty unless ``n_rows``)."""
+    n_ch = montage.n_channels
+    comp = _compression_kwargs(compression)
+    maxrows = None if growable else n_rows
+    f.attrs["format"] = S.FORMAT_NAME
+    f.attrs["format_version"] = S.FORMAT_VERSION
+    f.attrs["fs"] = float(fs)
+    f.attrs["n_channels"] = n_ch
+    f.attrs["emgfb_version"] = __version__
+    f.attrs["affected_side"] = montage.affected_side
+    f.attrs["montage"] = S.to_json(montage.as_dict(), "montage")
+    f.attrs["board"] = S.to_json(info.as_dict() if info else None, "board")
+    f.attrs["board_line"] = info.line if info else ""
+    f.attrs["firmware"] = info.firmware if info else ""
+    for key, value in attrs.items():
+        f.attrs[key] = value
+    f.attrs["complete"] = False
+
+    chans = f.create_group(S.CHANNELS)
+    str_dt = h5py.string_dtype("utf-8")
+    chans.create_dataset("label", data=np.array(montage.labels, dtype=object), dtype=str_dt)
+    chans.create_dataset(
+        "muscle", data=np.array([c.muscle for c in montage.channels], dtype=object), dtype=str_dt
+    )
+    chans.create_dataset(
+        "side", data=np.array([c.side for c in montage.channels], dtype=object), dtype=str_dt
+    )
+    chans.create_dataset("uv_per_count", data=uv_per_count)
+    chans.create_dataset("offset_counts", data=offset_counts)
+
+    raw = f.create_group(S.RAW)
+    rows = max(1, min(CHUNK_ROWS, n_rows) if not growable else CHUNK_ROWS)
+    counts = raw.create_dataset(
+        "counts", shape=(n_rows, n_ch), maxshape=(maxrows, n_ch), dtype=count_dtype,
+        chunks=(rows, n_ch), **comp,
+    )
+    counts.attrs["units"] = "counts"
+    counts.attrs["uv_formula"] = "uv = (counts - offset_counts) * uv_per_count"
+    raw.create_dataset(
+        "tick", shape=(n_rows,), maxshape=(maxrows,), dtype=np.int64, chunks=(rows * 4,),
+        fillvalue=S.TICK_FILL, **comp,
+    )
+    for name, dt in (("host_time", S.HOST_TIME_DTYPE), ("gaps", S.GAP_DTYPE)):
+        raw.create_dataset(name, shape=(0,), maxshape=(None,), dtype=dt, chunks=(256,))
+    raw.create_dataset("overrun", shape=(0,), maxshape=(None,), dtype=np.int64, chunks=(256,))
+    f.create_dataset(S.MARKERS, shape=(0,), maxshape=(None,), dtype=S.MARKER_DTYPE, chunks=(64,))
+    f.create_group(S.CALIBRATION).create_dataset(
+        "json", shape=(0,), maxshape=(None,), dtype=np.uint8, chunks=(4096,)
+    )
+
+
+def _session_attrs(
+    subject: str,
+    notes: str,
+    dsp_config: dict | None,
+    frontend: dict | None,
+    extra_meta: dict | None,
+    start_time_utc: str,
+    writer: str,
+) -> dict[str, Any]:
+    return {
+        "subject": S.check_subject(subject),
+        "notes": notes,
+        "start_time_utc": start_time_utc,
+        "dsp_config": S.to_json(dsp_config or {}, "dsp_config"),
+        "frontend": S.to_json(frontend or {}, "frontend"),
+        "extra": S.to_json(extra_meta or {}, "extra_meta"),
+        "writer": writer,
+    }
+
+
+def _append(ds: h5py.Dataset, rows: np.ndarray) -> None:
+    if len(rows) == 0:
+        return
+    n = ds.shape[0]
+    ds.resize(n + len(rows), axis=0)
+    ds[n:] = rows
+
+
+def _marker_rows(markers: Sequence[Marker], samples: np.ndarray) -> np.ndarray:
+    rows = np.zeros(len(markers), S.MARKER_DTYPE)
+    for i, m in enumerate(markers):
+        rows[i] = (
+            m.tick,
+            samples[i],
+            S.encode_text(m.kind, S.MARKER_KIND_BYTES),
+            S.encode_text(m.label, S.MARKER_LABEL_BYTES),
+        )
+    return rows
+
+
+class SessionWriter:
+    """Record chunks to a new HDF5 session file on a background thread.
+
+    Lifecycle: construct (validates everything, no I/O) -> :meth:`start` (creates the file,
+    writes metadata, switches to SWMR, starts the thread) -> :meth:`write` /
+    :meth:`add_marker` / :meth:`set_calibration` from the acquisition thread (they only
+    enqueue and never block) -> :meth:`close` (sentinel, join, final flush, marks the file
+    complete). ``with SessionWriter(...) as w:`` starts and closes.
+
+    The thread appends buffered data every ``flush_interval`` seconds and flushes the file,
+    so a crash loses at most that much. On disk full or an I/O error the writer logs one
+    clear message, sets :attr:`failed` / :attr:`error`, and ignores further writes; what
+    was flushed stays readable. It stops on its own, cleanly, before the disk (or the
+    process's file-size limit) leaves less than :data:`HEADROOM_BYTES` free.
+
+    Parameters
+    ----------
+    path
+        The new ``.h5`` file; it must not exist (:class:`RecordingError` otherwise).
+    info
+        The board's identification line (:attr:`Source.info`).
+    montage
+        Channels (label, muscle, side) and the affected side.
+    uv_per_count, offset_counts
+        Counts-to-µV scale and zero offset, one number or one per channel:
+        ``uv = (counts - offset_counts) * uv_per_count``.
+    subject
+        Pseudonymous subject code such as ``P007`` (names are refused, see
+        :func:`~emgfb.recording.schema.check_subject`).
+    notes
+        Free-text session notes.
+    dsp_config
+        The full resolved DSP configuration (stored as JSON).
+    frontend
+        Front-end and electrode details (ISEK items: gain, band, electrode type, size,
+        spacing...), stored as JSON.
+    extra_meta
+        Anything else worth keeping (stored as JSON in the ``extra`` attribute).
+    compression
+        ``"gzip"`` (level 1 + shuffle, default), ``"lzf"`` or ``"none"``.
+    flush_interval
+        Seconds between appends/flushes (at most 1).
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        info: BoardInfo,
+        montage: Montage,
+        uv_per_count: float | Sequence[float],
+        offset_counts: float | Sequence[float],
+        subject: str = "",
+        notes: str = "",
+        dsp_config: dict | None = None,
+        frontend: dict | None = None,
+        extra_meta: dict | None = None,
+        compression: str | None = DEFAULT_COMPRESSION,
+        flush_interval: float = 0.5,
+    ) -> None:
+        self.path = Path(path)
+        if montage.n_channels != info.n_channels:
+            raise RecordingError(
+                f"{self.path}: montage {montage.name!r} has {montage.n_channels} channels, "
+                f"the board sends {info.n_channels}"
+            )
+        if not 0 < flush_interval <= 1.0:
+            raise RecordingError(f"flush_interval = {flush_interval}: expected 0 < s <= 1")
+        _compression_kwargs(compression)
+        self.info = info
+        self.montage = montage
+        self.n_channels = info.n_channels
+        self.fs = float(info.fs)
+        self.uv_per_count = S.per_channel(uv_per_count, self.n_channels, "uv_per_count")
+        self.offset_counts = S.per_channel(offset_counts, self.n_channels, "offset_counts")
+        self.compression = compression
+        self.flush_interval = float(flush_interval)
+        self._attrs = _session_attrs(
+            subject, notes, dsp_config, frontend, extra_meta, "", "SessionWriter"
+        )
+        _check_new_path(self.path)
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._file: h5py.File | None = None
+        self._error: RecordingError | None = None
+        self._closed = False
+        self._accepting = False
+        self._lock = threading.Lock()
+        # counters: received (enqueued) vs written (flushed)
+        self.samples_received = 0
+        self.samples_written = 0
+        self.lost_ticks = 0
+        self._last_tick: int | None = None
+        self._first_tick: int | None = None
+        self._gaps = np.zeros(0, S.GAP_DTYPE)
+        self._pending_markers: list[Marker] = []
+
+    # -- state ---------------------------------------------------------------------------
+    @property
+    def failed(self) -> bool:
+        """True once the writer stopped because of an error (see :attr:`error`)."""
+        return self._error is not None
+
+    @property
+    def error(self) -> RecordingError | None:
+        """The error that stopped the writer, or ``None``."""
+        return self._error
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def start(self) -> SessionWriter:
+        """Create the file, write the metadata and start the writer thread.
+
+        Raises
+        ------
+        RecordingError
+            If the file exists already or cannot be created.
+        """
+        if self._thread is not None:
+            raise RuntimeError("SessionWriter.start() called twice")
+        _check_new_path(self.path)
+        self._attrs["start_time_utc"] = utc_now_iso()
+        try:
+            f = h5py.File(self.path, "x", libver="latest")
+        except FileExistsError:
+            raise RecordingError(
+                f"{self.path}: already exists; emgfb never overwrites a recording"
+            ) from None
+        except OSError as exc:
+            raise RecordingError(f"{self.path}: cannot create file ({exc})") from None
+        try:
+            _create_layout(
+                f, fs=self.fs, montage=self.montage, uv_per_count=self.uv_per_count,
+                offset_counts=self.offset_counts, count_dtype=np.dtype("uint16"),
+                info=self.info, attrs=self._attrs, compression=self.compression,
+            )
+            f.flush()
+            f.swmr_mode = True
+        except (OSError, RuntimeError, ValueError) as exc:
+            f.close()
+            raise RecordingError(f"{self.path}: cannot write the session header ({exc})") from None
+        self._file = f
+        self._accepting = True
+        self._thread = threading.Thread(
+            target=self._run, name=f"SessionWriter({self.path.name})", daemon=True
+        )
+        self._thread.start()
+        log.info("recording to %s", self.path)
+        return self
+
+    def write(self, chunk: Chunk) -> None:
+        """Queue a chunk for writing (never blocks; a no-op once failed or closed).
+
+        The arrays are copied, so the caller may reuse its buffers.
+        """
+        if not self._accepting or len(chunk) == 0:
+            return
+        counts = np.asarray(chunk.counts)
+        if counts.ndim != 2 or counts.shape[1] != self.n_channels:
+            raise RecordingError(
+                f"{self.path}: chunk counts have shape {counts.shape}, "
+                f"expected (n, {self.n_channels})"
+            )
+        self._queue.put(
+            ("chunk", np.array(chunk.tick, dtype=np.int64), counts.astype(np.uint16, copy=True),
+             np.array(chunk.overrun, dtype=bool), float(chunk.host_time))
+        )
+        for m in chunk.markers:
+            self._queue.put(("marker", m))
+        self.samples_received += len(chunk)
+
+    def add_marker(self, marker: Marker) -> None:
+        """Queue a marker (a no-op once failed or closed)."""
+        if self._accepting:
+            self._queue.put(("marker", marker))
+
+    def set_calibration(self, calibration: dict) -> None:
+        """Store calibration results (replaces earlier ones); JSON-serialisable dict.
+
+        Raises
+        ------
+        ConfigError
+            If the dict cannot be stored as JSON.
+        """
+        doc = S.to_json(calibration, "calibration").encode("utf-8")
+        if self._accepting:
+            self._queue.put(("calibration", doc))
+
+    def close(self) -> None:
+        """Stop accepting data, write what is queued, mark the file complete (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._accepting = False
+        if self._thread is not None:
+            self._queue.put(_SENTINEL)
+            self._thread.join()
+        if self._file is not None and not self.failed:
+            self._finalise()
+        log.info(
+            "recording %s closed: %d samples, %d lost ticks%s", self.path, self.samples_written,
+            self.lost_ticks, f" (FAILED: {self._error})" if self._error else "",
+        )
+
+    def __enter__(self) -> SessionWriter:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- writer thread -------------------------------------------------------------------
+    def _run(self) -> None:
+        pending: list[tuple] = []
+        markers: list[Marker] = []
+        calibration: bytes | None = None
+        next_flush = time.monotonic() + self.flush_interval
+        done = False
+        while not done:
+            try:
+                item = self._queue.get(timeout=max(0.0, next_flush - time.monotonic()))
+            except queue.Empty:
+                item = None
+            if item is _SENTINEL:
+                done = True
+            elif item is not None and not self.failed:
+                kind = item[0]
+                if kind == "chunk":
+                    pending.append(item[1:])
+                elif kind == "marker":
+                    markers.append(item[1])
+                else:
+                    calibration = item[1]
+            if done or time.monotonic() >= next_flush:
+                if not self.failed:
+                    try:
+                        self._flush(pending, markers, calibration, final=done)
+                    except Exception as exc:  # noqa: BLE001 - surfaced as .error, logged
+                        self._fail(exc)
+                pending, markers, calibration = [], [], None
+                next_flush = time.monotonic() + self.flush_interval
+
+    def _fail(self, exc: BaseException) -> None:
+        self._accepting = False
+        msg = (
+            f"{self.path}: recording stopped after {self.samples_written} samples: "
+            f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}; "
+            "the data written so far is kept"
+        )
+        self._error = RecordingError(msg)
+        log.error("%s", msg)
+
+    def _check_space(self, need: int) -> None:
+        """Stop cleanly before the disk or RLIMIT_FSIZE is reached (HDF5 cannot recover
+        from a failed write in SWMR mode)."""
+        st = os.statvfs(self.path.parent)
+        free = st.f_bavail * st.f_frsize
+        if free < need + HEADROOM_BYTES:
+            raise RecordingError(f"disk nearly full ({free / 1e6:.1f} MB free)")
+        soft, _hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+        if soft != resource.RLIM_INFINITY:
+            size = os.stat(self.path).st_size
+            if size + need + HEADROOM_BYTES > soft:
+                raise RecordingError(
+                    f"file size limit reached ({size / 1e6:.1f} MB of {soft / 1e6:.1f} MB)"
+                )
+
+    def _flush(
+        self, pending: list[tuple], markers: list[Marker], calibration: bytes | None,
+        final: bool,
+    ) -> None:
+        f = self._file
+        assert f is not None
+        n_new = sum(len(p[0]) for p in pending)
+        self._check_space(2 * n_new * (self.n_channels * 2 + 8) + 64 * len(markers) + 4096)
+        if n_new:
+            tick = np.concatenate([p[0] for p in pending])
+            counts = np.concatenate([p[1] for p in pending])
+            overrun = np.concatenate([p[2] for p in pending])
+            start = self.samples_written
+            if np.any(np.diff(tick) <= 0) or (
+                self._last_tick is not None and tick[0] <= self._last_tick
+            ):
+                raise RecordingError("ticks are not strictly increasing")
+            gaps = S.gap_rows(tick, start, self._last_tick)
+            ends = np.cumsum([len(p[0]) for p in pending]) - 1 + start
+            host = np.zeros(len(pending), S.HOST_TIME_DTYPE)
+            host["sample"] = ends
+            host["time"] = [p[3] for p in pending]
+            _append(f[S.COUNTS], counts)
+            _append(f[S.TICK], tick)
+            _append(f[S.HOST_TIME], host)
+            _append(f[S.GAPS], gaps)
+            _append(f[S.OVERRUN], start + np.flatnonzero(overrun))
+            if self._first_tick is None:
+                self._first_tick = int(tick[0])
+            self._last_tick = int(tick[-1])
+            self._gaps = np.concatenate((self._gaps, gaps))
+            self.lost_ticks += int(gaps["lost_ticks"].sum())
+        self._pending_markers.extend(markers)
+        if self._pending_markers:
+            # a marker is written once its tick has been recorded (or at the end)
+            ready = [
+                m for m in self._pending_markers
+                if final or (self._last_tick is not None and m.tick <= self._last_tick)
+            ]
+            if ready:
+                if self._first_tick is None:
+                    samples = np.zeros(len(ready), np.int64)
+                else:
+                    samples = S.tick_to_sample(
+                        [m.tick for m in ready], self._first_tick, self._gaps
+                    )
+                    samples = np.minimum(samples, self.samples_written + n_new)
+                _append(f[S.MARKERS], _marker_rows(ready, samples))
+                self._pending_markers = [m for m in self._pending_markers if m not in ready]
+        if calibration is not None:
+            ds = f[S.CALIBRATION_JSON]
+            ds.resize(len(calibration), axis=0)
+            ds[:] = np.frombuffer(calibration, dtype=np.uint8)
+        f.flush()
+        self.samples_written += n_new
+
+    def _finalise(self) -> None:
+        f = self._file
+        self._file = None
+        try:
+            f.close()
+            with h5py.File(self.path, "r+") as g:
+                g.attrs["complete"] = True
+                g.attrs["end_time_utc"] = utc_now_iso()
+        except (OSError, RuntimeError) as exc:
+            self._fail(exc)
+
+
+def write_arrays(
+    path: str | Path,
+    counts: np.ndarray,
+    fs: float,
+    montage: Montage,
+    uv_per_count: float | Sequence[float],
+    offset_counts: float | Sequence[float],
+    *,
+    tick: np.ndarray | None = None,
+    markers: Iterable[Marker] = (),
+    info: BoardInfo | None = None,
+    meta: dict | None = None,
+    envelopes: np.ndarray | None = None,
+    compression: str | None = DEFAULT_COMPRESSION,
+) -> Path:
+    """Write a whole session in one go (importers, tests) in the same layout as the writer.
+
+    Parameters
+    ----------
+    path
+        The new ``.h5`` file (never overwritten).
+    counts
+        Raw integer samples ``(n_samples, n_channels)``: uint16 (boards) or anything that
+        fits int32 (imported data; stored as int32).
+    fs
+        Sample rate in Hz.
+    montage
+        One channel per column.
+    uv_per_count, offset_counts
+        Per channel or scalar: ``uv = (counts - offset_counts) * uv_per_count``.
+    tick
+        Absolute tick per sample (non-negative, strictly increasing); default
+        ``0 .. n-1``. Jumps become gap-table rows.
+    markers
+        Markers by tick.
+    info
+        Board identification, if known.
+    meta
+        Optional session metadata: ``subject``, ``notes``, ``start_time_utc``,
+        ``dsp_config``, ``frontend``, ``calibration``, ``host_time`` (array of
+        :data:`~emgfb.recording.schema.HOST_TIME_DTYPE` rows); other keys go to ``extra``.
+    envelopes
+        Optional computed envelopes, float, same shape as ``counts`` (``envelopes/data``).
+    compression
+        ``"gzip"`` (default), ``"lzf"`` or ``"none"``.
+
+    Returns
+    -------
+    pathlib.Path
+        The path written.
+
+    Raises
+    ------
+    RecordingError
+        If the file exists or the arrays are inconsistent.
+    """
+    path = Path(path)
+    _check_new_path(path)
+    counts = np.asarray(counts)
+    if counts.ndim != 2 or counts.shape[1] != montage.n_channels:
+        raise RecordingError(
+            f"{path}: counts have shape {counts.shape}, expected (n, {montage.n_channels})"
+        )
+    if counts.dtype == np.uint16:
+        count_dtype = np.dtype("uint16")
+    elif np.issubdtype(counts.dtype, np.integer) and (
+        counts.size == 0 or (counts.min() >= -(2**31) and counts.max() < 2**31)
+    ):
+        count_dtype = np.dtype("int32")
+    else:
+        raise RecordingError(
+            f"{path}: counts dtype {counts.dtype}: expected integers (uint16 or int32 range)"
+        )
+    n = len(counts)
+    tick = np.arange(n, dtype=np.int64) if tick is None else np.asarray(tick, dtype=np.int64)
+    if tick.shape != (n,) or (n and (tick[0] < 0 or np.any(np.diff(tick) <= 0))):
+        raise RecordingError(
+            f"{path}: tick must be {n} non-negative, strictly increasing integers"
+        )
+    if not fs > 0:
+        raise RecordingError(f"{path}: fs = {fs}: expected a positive sample rate")
+    meta = dict(meta or {})
+    calibration = meta.pop("calibration", None)
+    host_time = meta.pop("host_time", None)
+    start_time = meta.pop("start_time_utc", None) or utc_now_iso()
+    subject, notes = meta.pop("subject", ""), meta.pop("notes", "")
+    dsp_config, frontend = meta.pop("dsp_config", None), meta.pop("frontend", None)
+    extra = {**meta.pop("extra", {}), **meta}
+    attrs = _session_attrs(
+        subject, notes, dsp_config, frontend, extra, start_time, "write_arrays"
+    )
+    uv = S.per_channel(uv_per_count, montage.n_channels, "uv_per_count")
+    off = S.per_channel(offset_counts, montage.n_channels, "offset_counts")
+    gaps = S.gap_rows(tick, 0, None)
+    markers = list(markers)
+    try:
+        with h5py.File(path, "x", libver="latest") as f:
+            _create_layout(
+                f, fs=fs, montage=montage, uv_per_count=uv, offset_counts=off,
+                count_dtype=count_dtype, info=info, attrs=attrs, compression=compression,
+                n_rows=n, growable=True,
+            )
+            if n:
+                f[S.COUNTS][:] = counts
+                f[S.TICK][:] = tick
+            _append(f[S.GAPS], gaps)
+            if host_time is not None:
+                _append(f[S.HOST_TIME], np.asarray(host_time, S.HOST_TIME_DTYPE))
+            if markers:
+                samples = S.tick_to_sample([m.tick for m in markers], int(tick[0]) if n else 0,
+                                           gaps)
+                _append(f[S.MARKERS], _marker_rows(markers, np.minimum(samples, n)))
+            if calibration is not None:
+                doc = S.to_json(calibration, "calibration").encode("utf-8")
+                _append(f[S.CALIBRATION_JSON], np.frombuffer(doc, np.uint8))
+            if envelopes is not None:
+                env = np.asarray(envelopes, dtype=np.float32)
+                if env.shape != counts.shape:
+                    raise RecordingError(
+                        f"{path}: envelopes have shape {env.shape}, expected {counts.shape}"
+                    )
+                f.create_dataset(S.ENVELOPE_DATA, data=env, chunks=True, **_compression_kwargs(
+                    compression))
+                f[S.ENVELOPES].attrs["units"] = "uV"
+            f.attrs["complete"] = True
+            f.attrs["end_time_utc"] = attrs["start_time_utc"]
+    except RecordingError:
+        path.unlink(missing_ok=True)
+        raise
+    except (OSError, RuntimeError) as exc:
+        raise RecordingError(f"{path}: cannot write ({exc})") from None
+    return path
