@@ -1,0 +1,518 @@
+"""The serial driver: protocol-v1 boards on a serial port, a pty or any pyserial URL.
+
+This module owns :class:`SerialSource` (the ``serial://`` and ``pyserial`` URL schemes),
+the board handshake (:func:`handshake`, also used by port probing) and the reader thread
+with automatic reconnect. Transport stays apart from framing: the thread owns the port and
+feeds bytes to a pure :class:`~emgfb.protocol.FrameDecoder`. Imports ``protocol``,
+``errors``, ``acquisition.source`` and pyserial; never DSP or the GUI.
+
+Lifecycle (see :class:`~emgfb.acquisition.source.Source`): construct (parse options, no
+I/O) -> :meth:`SerialSource.start` (open, wait out the Uno's DTR auto-reset, ``stop``,
+drain, ``?`` handshake, ``start``, spawn the reader thread) -> :meth:`SerialSource.read`
+-> :meth:`SerialSource.stop` (``stop`` to the board, join the thread, close the port).
+
+URL options (query parameters)::
+
+    baud=1000000          serial speed (protocol.DEFAULT_BAUD)
+    reset_wait=2.0        seconds to wait after opening for a DTR-reset board to boot;
+                          ends early when its EMGFB boot line arrives (default 0 on ptys
+                          and network URLs, 2 s on real ports)
+    handshake_timeout=2   seconds to wait for the answer to ``?``
+    silence=2.0           seconds without a valid frame before the link counts as lost
+    reconnect=1           reconnect automatically after an unplug or silence
+    backoff_max=2.0       longest wait between reconnect attempts
+    poll=0.004            reader batching interval (s): fewer, larger reads, less CPU
+"""
+
+from __future__ import annotations
+
+import collections
+import errno
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import numpy as np
+import serial
+
+from emgfb.acquisition.source import (
+    Chunk,
+    Source,
+    SourceStats,
+    query_param,
+    register_scheme,
+)
+from emgfb.errors import ConfigError, DeviceError, ProtocolError
+from emgfb.protocol import (
+    DEFAULT_BAUD,
+    SYNC0,
+    SYNC1,
+    BoardInfo,
+    DecodedFrames,
+    FrameDecoder,
+    parse_board_line,
+)
+
+log = logging.getLogger(__name__)
+
+#: Query parameters this driver consumes (stripped before a URL goes to pyserial).
+OPTION_NAMES = (
+    "baud",
+    "reset_wait",
+    "handshake_timeout",
+    "silence",
+    "reconnect",
+    "backoff_max",
+    "poll",
+)
+_PORT_TIMEOUT = 0.05  # blocking read granularity of the reader thread
+_DRAIN_QUIET = 0.05  # the board counts as quiet after this long without a byte
+_DRAIN_MAX = 1.0
+
+
+@dataclass(frozen=True)
+class SerialOptions:
+    """Validated options of a :class:`SerialSource` (see the module docstring)."""
+
+    baud: int = DEFAULT_BAUD
+    reset_wait: float = 2.0
+    handshake_timeout: float = 2.0
+    silence: float = 2.0
+    reconnect: bool = True
+    backoff_max: float = 2.0
+    poll: float = 0.004
+
+
+def _is_pty(path: str) -> bool:
+    return os.path.realpath(path).startswith("/dev/pts/")
+
+
+def parse_options(query: dict[str, str], default_reset_wait: float, where: str) -> SerialOptions:
+    """Build :class:`SerialOptions` from URL query parameters (one-line ConfigError)."""
+    kw: dict[str, object] = {}
+    for name, kind, default in (
+        ("baud", int, DEFAULT_BAUD),
+        ("reset_wait", float, default_reset_wait),
+        ("handshake_timeout", float, 2.0),
+        ("silence", float, 2.0),
+        ("reconnect", bool, True),
+        ("backoff_max", float, 2.0),
+        ("poll", float, 0.004),
+    ):
+        kw[name] = query_param(query, name, kind, default, url_hint=where)
+    opts = SerialOptions(**kw)  # type: ignore[arg-type]
+    if opts.baud <= 0:
+        raise ConfigError(f"{where}: baud={opts.baud}: expected a positive integer")
+    for name in ("reset_wait", "handshake_timeout", "silence", "backoff_max", "poll"):
+        value = getattr(opts, name)
+        if not value >= 0 or (name in ("handshake_timeout", "silence") and value == 0):
+            raise ConfigError(f"{where}: {name}={value}: expected a positive number of seconds")
+    return opts
+
+
+def open_port(target: str, baud: int, *, is_url: bool = False) -> serial.SerialBase:
+    """Open a serial device or pyserial URL, turning failures into one-line DeviceErrors.
+
+    Parameters
+    ----------
+    target
+        A device path (``/dev/ttyACM0``) or, with ``is_url``, a pyserial URL.
+    baud
+        Baud rate.
+    is_url
+        ``target`` is a URL for :func:`serial.serial_for_url`.
+    """
+    try:
+        if is_url:
+            port = serial.serial_for_url(target, baudrate=baud, timeout=_PORT_TIMEOUT)
+        else:
+            port = serial.Serial(target, baudrate=baud, timeout=_PORT_TIMEOUT, exclusive=True)
+    except serial.SerialException as exc:
+        code = getattr(exc, "errno", None)
+        if code == errno.ENOENT:
+            raise DeviceError(f"{target}: no such port (is the board plugged in?)") from None
+        if code == errno.EACCES:
+            raise DeviceError(
+                f"{target}: permission denied (add your user to the 'dialout' group: "
+                f"sudo usermod -aG dialout $USER, then log in again)"
+            ) from None
+        if code == errno.EBUSY or "lock" in str(exc).lower():
+            raise DeviceError(f"{target}: port is in use by another program") from None
+        raise DeviceError(f"{target}: cannot open port: {exc}") from None
+    except (OSError, ValueError) as exc:
+        raise DeviceError(f"{target}: cannot open port: {exc}") from None
+    return port
+
+
+def _read_some(port: serial.SerialBase) -> bytes:
+    return port.read(port.in_waiting or 1)
+
+
+def _describe_reply(name: str, raw: bytes, waited: float) -> str:
+    """One-line explanation of why ``raw`` (everything received after ``?``) is no board."""
+    if not raw:
+        return (
+            f"{name}: no answer to the '?' handshake within {waited:g} s "
+            f"(wrong board or firmware, or wrong baud rate?)"
+        )
+    sample = raw[:24]
+    printable = sum(32 <= b < 127 or b in (9, 10, 13) for b in raw) / len(raw)
+    if bytes((SYNC0, SYNC1)) in raw and printable < 0.9:
+        return (
+            f"{name}: the board keeps streaming frames and ignores 'stop' "
+            f"({len(raw)} bytes after '?'); expected an EMGFB line (old firmware?)"
+        )
+    if printable < 0.9:
+        return (
+            f"{name}: garbage instead of a board line ({len(raw)} bytes, e.g. {sample!r}); "
+            f"wrong baud rate? expected an EMGFB line"
+        )
+    text = raw.decode("ascii", errors="replace").strip().splitlines()
+    first = text[0] if text else ""
+    return (
+        f"{name}: answered {first[:60]!r} instead of an EMGFB line "
+        f"(not an emgfb firmware, or wrong baud rate?)"
+    )
+
+
+def handshake(
+    port: serial.SerialBase,
+    name: str,
+    *,
+    reset_wait: float = 0.0,
+    timeout: float = 2.0,
+) -> BoardInfo:
+    """Identify the board on an open port and leave it stopped with empty buffers.
+
+    Waits up to ``reset_wait`` s for a board that resets on open (ending early when its
+    ``EMGFB`` boot line arrives), sends ``stop``, drains whatever is still arriving, sends
+    ``?`` and parses the ``EMGFB`` line.
+
+    Parameters
+    ----------
+    port
+        An open pyserial port with a short read timeout.
+    name
+        Port name for error messages.
+    reset_wait, timeout
+        Seconds to wait for the boot, and for the answer to ``?``.
+
+    Raises
+    ------
+    DeviceError
+        No answer, garbage (wrong baud rate) or a line that is not a board line.
+    """
+    if reset_wait > 0:
+        deadline = time.monotonic() + reset_wait
+        boot = b""
+        while time.monotonic() < deadline:
+            boot += _read_some(port)
+            if b"EMGFB " in boot and boot.endswith(b"\n"):
+                log.debug("%s: board booted: %r", name, boot[-100:])
+                break
+    port.write(b"stop\n")
+    port.flush()
+    quiet_since = time.monotonic()
+    drain_end = quiet_since + _DRAIN_MAX
+    while (now := time.monotonic()) < drain_end and now - quiet_since < _DRAIN_QUIET:
+        if _read_some(port):
+            quiet_since = time.monotonic()
+    port.reset_input_buffer()
+    port.write(b"?\n")
+    port.flush()
+    raw = b""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        raw += _read_some(port)
+        for line in raw.split(b"\n")[:-1]:
+            start = line.find(b"EMGFB ")
+            if start < 0:
+                continue
+            try:
+                info = parse_board_line(line[start:])
+            except ProtocolError as exc:
+                raise DeviceError(f"{name}: {exc}") from None
+            log.info("%s: %s", name, info.line)
+            return info
+    raise DeviceError(_describe_reply(name, raw, timeout))
+
+
+class SerialSource(Source):
+    """A protocol-v1 board on a serial port (or any pyserial URL), with auto-reconnect.
+
+    Parameters
+    ----------
+    target
+        Device path (``/dev/ttyACM0``) or, with ``is_url``, a pyserial URL such as
+        ``socket://192.168.4.1:5000`` (without emgfb's own query parameters).
+    options
+        Driver options (see the module docstring).
+    is_url
+        Open ``target`` with :func:`serial.serial_for_url`.
+
+    Notes
+    -----
+    A reader thread reads everything waiting (never byte by byte), decodes it and queues
+    the frames with their host receive time; :meth:`read` returns all queued frames as one
+    :class:`~emgfb.acquisition.source.Chunk`. When the port disappears or stays silent for
+    ``options.silence`` s the thread logs it, sets ``status.state = "reconnecting"`` and
+    retries with exponential backoff until :meth:`stop`; after a new handshake the tick
+    timeline resumes at the tick the host clock says the board has reached, so the gap is
+    counted in ``stats.lost_ticks`` and shows as a tick jump. ``stats.crc_errors`` counts
+    every rejected frame (CRC failure or an impossible header). The queue is unbounded:
+    a consumer must keep reading.
+    """
+
+    def __init__(self, target: str, options: SerialOptions | None = None, is_url: bool = False):
+        super().__init__()
+        self.target = target
+        self.options = options or SerialOptions()
+        self.is_url = is_url
+        self._port: serial.SerialBase | None = None
+        self._decoder: FrameDecoder | None = None
+        self._base = SourceStats()  # counters of retired decoders and reconnect gaps
+        self._queue: collections.deque[tuple[DecodedFrames, float]] = collections.deque()
+        self._cond = threading.Condition()
+        self._stop_evt = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last_frame_mono = 0.0
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Open the port, handshake, send ``start`` and spawn the reader thread.
+
+        Raises
+        ------
+        DeviceError
+            The port cannot be opened or the board does not identify itself.
+        """
+        if self._thread is not None:
+            return
+        try:
+            port, info = self._connect()
+        except DeviceError as exc:
+            self.status.state, self.status.detail = "failed", str(exc)
+            raise
+        self._info = info
+        self._stop_evt.clear()
+        self._begin_run(port, first_tick=0)
+        self._set_status("streaming", info.line)
+        self._thread = threading.Thread(
+            target=self._run, name=f"SerialSource({self.target})", daemon=True
+        )
+        self._thread.start()
+
+    def read(self, timeout: float | None = 0.1) -> Chunk | None:
+        """Return every frame queued since the last call, waiting up to ``timeout`` s."""
+        with self._cond:
+            if not self._queue and timeout != 0:
+                self._cond.wait(timeout)
+            items = list(self._queue)
+            self._queue.clear()
+        if not items:
+            return None
+        if len(items) == 1:
+            frames, host_time = items[0]
+            return Chunk(frames.tick, frames.counts, frames.overrun, host_time)
+        return Chunk(
+            np.concatenate([f.tick for f, _ in items]),
+            np.concatenate([f.counts for f, _ in items]),
+            np.concatenate([f.overrun for f, _ in items]),
+            items[-1][1],
+        )
+
+    def stop(self) -> None:
+        """Send ``stop``, join the reader thread and close the port (idempotent)."""
+        self._stop_evt.set()
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.join()
+        port, self._port = self._port, None
+        if port is not None:
+            try:
+                port.write(b"stop\n")
+                port.flush()
+            except (serial.SerialException, OSError) as exc:
+                log.info("%s: could not send 'stop' (port gone?): %s", self.target, exc)
+            port.close()
+        self._refresh_stats()
+        if self.status.state not in ("failed",):
+            self._set_status("stopped", "")
+        with self._cond:
+            self._cond.notify_all()
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _set_status(self, state: str, detail: str) -> None:
+        self.status.state, self.status.detail = state, detail
+
+    def _connect(self) -> tuple[serial.SerialBase, BoardInfo]:
+        port = open_port(self.target, self.options.baud, is_url=self.is_url)
+        try:
+            info = handshake(
+                port,
+                self.target,
+                reset_wait=self.options.reset_wait,
+                timeout=self.options.handshake_timeout,
+            )
+        except BaseException:
+            port.close()
+            raise
+        return port, info
+
+    def _begin_run(self, port: serial.SerialBase, first_tick: int) -> None:
+        port.reset_input_buffer()
+        port.write(b"start\n")
+        port.flush()
+        self._port = port
+        self._decoder = FrameDecoder(self.info.n_channels, first_tick=first_tick)
+        self._last_frame_mono = time.monotonic()
+
+    def _refresh_stats(self) -> None:
+        b, s = self._base, self.stats
+        d = self._decoder.stats if self._decoder is not None else None
+        s.frames = b.frames + (d.frames if d else 0)
+        s.lost_ticks = b.lost_ticks + (d.lost_ticks if d else 0)
+        s.crc_errors = b.crc_errors + (d.crc_errors + d.bad_info if d else 0)
+        s.bytes_skipped = b.bytes_skipped + (d.bytes_skipped if d else 0)
+        s.overrun_flags = b.overrun_flags + (d.overrun_flags if d else 0)
+        s.reconnects = b.reconnects
+
+    def _retire_decoder(self) -> int:
+        """Fold the current decoder's counters into the base; return its next tick."""
+        dec = self._decoder
+        assert dec is not None
+        dec.flush()
+        b, d = self._base, dec.stats
+        b.frames += d.frames
+        b.lost_ticks += d.lost_ticks
+        b.crc_errors += d.crc_errors + d.bad_info
+        b.bytes_skipped += d.bytes_skipped
+        b.overrun_flags += d.overrun_flags
+        self._decoder = None
+        return dec.next_tick
+
+    def _run(self) -> None:
+        try:
+            while not self._stop_evt.is_set():
+                reason = self._pump()
+                if reason is None:
+                    break
+                log.warning("%s: %s", self.target, reason)
+                self.status.errors.append(reason)
+                if not self.options.reconnect:
+                    self._close_port()
+                    self._set_status("failed", reason)
+                    break
+                if not self._reconnect(reason):
+                    break
+        except Exception as exc:  # a bug: keep it visible, but never kill the consumer
+            log.exception("%s: reader thread failed", self.target)
+            self.status.errors.append(repr(exc))
+            self._set_status("failed", f"reader thread failed: {exc!r}")
+        finally:
+            with self._cond:
+                self._cond.notify_all()
+
+    def _pump(self) -> str | None:
+        """Read and decode until stop (returns None) or the link is lost (returns why)."""
+        port, dec = self._port, self._decoder
+        assert port is not None and dec is not None
+        silence, poll = self.options.silence, self.options.poll
+        big = dec.frame_len * 64
+        while not self._stop_evt.is_set():
+            try:
+                data = _read_some(port)
+            except (serial.SerialException, OSError) as exc:
+                return f"port lost: {exc}"
+            now = time.monotonic()
+            if data:
+                frames = dec.feed(data)
+                if len(frames):
+                    self._last_frame_mono = now
+                    with self._cond:
+                        self._queue.append((frames, time.time()))
+                        self._cond.notify_all()
+                self._refresh_stats()
+            if now - self._last_frame_mono > silence:
+                return f"no valid frame for {now - self._last_frame_mono:.1f} s"
+            if data and poll > 0 and len(data) < big:
+                self._stop_evt.wait(poll)  # let bytes accumulate: fewer, larger reads
+        return None
+
+    def _close_port(self) -> None:
+        port, self._port = self._port, None
+        if port is not None:
+            try:
+                port.close()
+            except (serial.SerialException, OSError) as exc:
+                log.debug("%s: close failed: %s", self.target, exc)
+
+    def _reconnect(self, reason: str) -> bool:
+        """Reopen and re-handshake until it works (True) or stop() is called (False)."""
+        self._set_status("reconnecting", reason)
+        self._close_port()
+        next_tick = self._retire_decoder()
+        self._refresh_stats()
+        delay = 0.05
+        while not self._stop_evt.is_set():
+            try:
+                port, info = self._connect()
+            except DeviceError as exc:
+                self._set_status("reconnecting", f"{reason}; retrying: {exc}")
+                log.info("%s: reconnect failed: %s", self.target, exc)
+                if self._stop_evt.wait(delay):
+                    return False
+                delay = min(2 * delay, self.options.backoff_max)
+                continue
+            if (info.n_channels, info.fs) != (self.info.n_channels, self.info.fs):
+                port.close()
+                msg = (
+                    f"board came back with ch={info.n_channels} fs={info.fs:g}, expected "
+                    f"ch={self.info.n_channels} fs={self.info.fs:g}; not resuming"
+                )
+                log.error("%s: %s", self.target, msg)
+                self.status.errors.append(msg)
+                self._set_status("failed", msg)
+                return False
+            if self._stop_evt.is_set():
+                port.close()
+                return False
+            elapsed = time.monotonic() - self._last_frame_mono
+            # ticks the board's clock advanced while we were away, by the host clock
+            gap = max(1, round(elapsed * self.info.fs))
+            first_tick = next_tick - 1 + gap
+            self._base.lost_ticks += first_tick - next_tick
+            self._base.reconnects += 1
+            self._begin_run(port, first_tick)
+            self._refresh_stats()
+            log.warning(
+                "%s: reconnected after %.2f s; %d ticks lost", self.target, elapsed, gap - 1
+            )
+            self._set_status("streaming", f"reconnected ({self._base.reconnects})")
+            return True
+        return False
+
+
+def _serial_factory(path: str, query: dict[str, str]) -> SerialSource:
+    where = f"serial://{path}"
+    opts = parse_options(query, 0.0 if _is_pty(path) else 2.0, where)
+    return SerialSource(path, opts)
+
+
+def _pyserial_factory(path: str, query: dict[str, str]) -> SerialSource:
+    url = query.get("_url", path)
+    opts = parse_options(query, 0.0, url)
+    parts = urlsplit(url)
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    rest = [(k, v) for k, v in pairs if k not in OPTION_NAMES]
+    clean = urlunsplit(parts._replace(query=urlencode(rest)))
+    return SerialSource(clean, opts, is_url=True)
+
+
+register_scheme("serial", _serial_factory)
+register_scheme("pyserial", _pyserial_factory)

@@ -1,0 +1,356 @@
+"""SerialSource against a protocol-v1 board emulator on a real pseudo-terminal.
+
+The emulator (:class:`BoardEmulator`) is also used by ``test_fault_accounting.py``,
+``tests/test_cli_stream.py`` and ``benchmarks/bench_decoder.py`` (they load this file by
+path). It serves a pty behind a stable symlink, so "unplugging" closes the pty and
+"replugging" creates a new one behind the same path, as udev does for a real board.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import select
+import threading
+import time
+import tty
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+import serial
+
+from emgfb.acquisition.serial_source import SerialOptions, SerialSource
+from emgfb.acquisition.source import open_source
+from emgfb.errors import ConfigError, DeviceError
+from emgfb.protocol import encode_frames
+
+BOARD_LINE = "EMGFB fw=1.0.0 board=emu ch={ch} fs={fs} bits=10 vref_mv=5000"
+
+
+def ramp_counts(seq: np.ndarray, n_channels: int) -> np.ndarray:
+    """Frame content that encodes its own ``seq``: ch0 = seq & 1023, ch1 = seq >> 10."""
+    seq = np.asarray(seq, dtype=np.int64) % 65536
+    counts = np.empty((len(seq), n_channels), dtype=np.uint16)
+    counts[:, 0] = seq & 1023
+    if n_channels > 1:
+        counts[:, 1] = seq >> 10
+    for c in range(2, n_channels):
+        counts[:, c] = (seq * (c + 1)) % 1024
+    return counts
+
+
+def seq_of(counts: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`ramp_counts` (checks the other channels too; -1 where corrupt)."""
+    seq = counts[:, 0].astype(np.int64) | (counts[:, 1].astype(np.int64) << 10)
+    ok = np.all(ramp_counts(seq, counts.shape[1]) == counts, axis=1)
+    return np.where(ok, seq, -1)
+
+
+class BoardEmulator:
+    """A tiny protocol-v1 board on a pty: answers ``?``, ``start``, ``stop``; paced frames.
+
+    Parameters
+    ----------
+    link
+        Symlink path the driver opens; re-pointed at a fresh pty on every :meth:`plug`.
+    n_channels, fs
+        What the board announces and streams.
+    reply
+        ``"ok"`` (answer ``?``), ``"garbage"`` (wrong-baud noise) or ``"silent"``.
+    boot_line
+        Print the EMGFB line as a freshly reset board does (repeated every 50 ms until the
+        first command, since opening a pty cannot reset the emulator the way DTR resets
+        an Uno, and pyserial flushes input received before it opened the port).
+    mutate
+        Optional ``f(seq_of_first_frame, frame_bytes) -> bytes`` applied to every batch of
+        frames before writing (fault injection).
+    """
+
+    def __init__(
+        self,
+        link: Path,
+        n_channels: int = 6,
+        fs: float = 1000.0,
+        reply: str = "ok",
+        boot_line: bool = False,
+        mutate: Callable[[int, bytes], bytes] | None = None,
+        batch: float = 0.005,
+    ):
+        self.link = Path(link)
+        self.n_channels, self.fs, self.reply = n_channels, fs, reply
+        self.boot_line, self.mutate, self.batch = boot_line, mutate, batch
+        self.commands: list[str] = []
+        self.started = threading.Event()
+        self.stopped = threading.Event()
+        self.sent_seq = 0  # frames (ticks) emitted in the current run
+        self.paused = threading.Event()  # while set, no frames are emitted (a stall)
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._quit = threading.Event()
+        self._rng = np.random.default_rng(7)
+
+    @property
+    def line(self) -> str:
+        return BOARD_LINE.format(ch=self.n_channels, fs=int(self.fs))
+
+    def plug(self) -> BoardEmulator:
+        master, slave = os.openpty()
+        tty.setraw(slave)
+        os.set_blocking(master, False)
+        self._master, self._slave = master, slave
+        tmp = self.link.with_suffix(".tmp")
+        if tmp.is_symlink():
+            tmp.unlink()
+        tmp.symlink_to(os.ttyname(slave))
+        os.replace(tmp, self.link)
+        self._quit.clear()
+        self._streaming = False
+        self._out = b""
+        self._next_boot = time.monotonic() if self.boot_line else float("inf")
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+        return self
+
+    def unplug(self) -> None:
+        self._quit.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+            os.close(self._master)
+            os.close(self._slave)
+
+    close = unplug
+
+    def wait_command(self, cmd: str, count: int = 1, timeout: float = 5.0) -> bool:
+        with self._cond:
+            return self._cond.wait_for(lambda: self.commands.count(cmd) >= count, timeout)
+
+    def __enter__(self) -> BoardEmulator:
+        return self.plug()
+
+    def __exit__(self, *exc: object) -> None:
+        self.unplug()
+
+    def _handle(self, cmd: str) -> None:
+        self._next_boot = float("inf")
+        with self._cond:
+            self.commands.append(cmd)
+            self._cond.notify_all()
+        if cmd == "start":
+            self._streaming, self._t0, self.sent_seq = True, time.monotonic(), 0
+            self.started.set()
+        elif cmd == "stop":
+            self._streaming = False
+            self.stopped.set()
+        elif cmd == "?" and not self._streaming:
+            if self.reply == "ok":
+                self._out += (self.line + "\n").encode()
+            elif self.reply == "garbage":
+                self._out += bytes(self._rng.integers(128, 256, 40, dtype=np.uint8))
+
+    def _serve(self) -> None:
+        buf = b""
+        while not self._quit.is_set():
+            want_w = [self._master] if self._out else []
+            r, w, _ = select.select([self._master], want_w, [], self.batch)
+            if r:
+                try:
+                    buf += os.read(self._master, 4096)
+                except OSError as exc:  # EIO: no slave open at the moment
+                    if exc.errno != errno.EIO:
+                        raise
+                *lines, buf = buf.split(b"\n")
+                for line in lines:
+                    self._handle(line.strip().decode("ascii", "replace"))
+            if time.monotonic() >= self._next_boot:
+                self._out += (self.line + "\n").encode()
+                self._next_boot += 0.05
+            if self._streaming and not self.paused.is_set():
+                due = int((time.monotonic() - self._t0) * self.fs)
+                if due > self.sent_seq and len(self._out) < 8192:
+                    seq = np.arange(self.sent_seq, due)
+                    data = encode_frames(seq, ramp_counts(seq, self.n_channels))
+                    if self.mutate is not None:
+                        data = self.mutate(self.sent_seq, data)
+                    self._out += data
+                    self.sent_seq = due
+            if self._out:
+                try:
+                    n = os.write(self._master, self._out)
+                except BlockingIOError:
+                    n = 0
+                self._out = self._out[n:]
+
+
+@pytest.fixture
+def emulator(tmp_path):
+    emus: list[BoardEmulator] = []
+
+    def make(**kw) -> BoardEmulator:
+        emu = BoardEmulator(tmp_path / "ttyEMU", **kw).plug()
+        emus.append(emu)
+        return emu
+
+    yield make
+    for emu in emus:
+        emu.unplug()
+
+
+def read_until(src, pred: Callable[[list], bool], timeout: float = 10.0) -> list:
+    """Read chunks until ``pred(chunks)`` holds; fail after ``timeout`` seconds."""
+    chunks: list = []
+    deadline = time.monotonic() + timeout
+    while not pred(chunks):
+        assert time.monotonic() < deadline, f"timed out; status={src.status}, stats={src.stats}"
+        chunk = src.read(0.05)
+        if chunk is not None:
+            chunks.append(chunk)
+    return chunks
+
+
+def n_frames(chunks) -> int:
+    return sum(len(c) for c in chunks)
+
+
+def reader_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("SerialSource(")]
+
+
+def test_handshake_stream_and_clean_stop(emulator):
+    emu = emulator(n_channels=6, fs=1000)
+    src = open_source(f"serial://{emu.link}?reset_wait=0")
+    assert isinstance(src, SerialSource) and not emu.commands  # constructor does no I/O
+    src.start()
+    assert src.info.n_channels == 6 and src.info.fs == 1000 and src.info.board == "emu"
+    assert emu.wait_command("start") and emu.commands[:3] == ["stop", "?", "start"]
+    chunks = read_until(src, lambda c: n_frames(c) >= 300)
+    src.stop()
+    tick = np.concatenate([c.tick for c in chunks])
+    counts = np.concatenate([c.counts for c in chunks])
+    assert np.array_equal(tick, np.arange(len(tick)))
+    assert np.array_equal(seq_of(counts), tick)
+    assert all(c.host_time > 0 for c in chunks)
+    assert src.stats.frames >= len(tick)
+    assert (src.stats.lost_ticks, src.stats.crc_errors, src.stats.reconnects) == (0, 0, 0)
+    assert emu.wait_command("stop", count=2)
+    assert not reader_threads() and src.status.state == "stopped"
+    src.stop()  # idempotent
+
+
+def test_boot_line_ends_the_reset_wait_early(emulator):
+    emu = emulator(boot_line=True)
+    src = SerialSource(str(emu.link), SerialOptions(reset_wait=30.0))
+    t0 = time.monotonic()
+    with src:
+        assert src.info.n_channels == 6
+    assert time.monotonic() - t0 < 15.0  # far below the 30 s a silent board would cost
+
+
+def test_missing_port_is_one_clear_line(tmp_path):
+    src = open_source(f"serial://{tmp_path}/ttyNOPE?reset_wait=0")
+    with pytest.raises(DeviceError, match=r"ttyNOPE: no such port") as err:
+        src.start()
+    assert "\n" not in str(err.value) and src.status.state == "failed"
+    assert not reader_threads()
+
+
+def test_permission_denied_hints_at_dialout(monkeypatch, tmp_path):
+    def refuse(port, **kw):
+        raise serial.SerialException(errno.EACCES, f"could not open port {port}: denied")
+
+    monkeypatch.setattr(serial, "Serial", refuse)
+    with pytest.raises(DeviceError, match="permission denied.*dialout"):
+        open_source(f"serial://{tmp_path}/ttyX?reset_wait=0").start()
+
+
+def test_wrong_baud_garbage_is_reported(emulator):
+    emu = emulator(reply="garbage")
+    src = open_source(f"serial://{emu.link}?reset_wait=0&handshake_timeout=0.3")
+    with pytest.raises(DeviceError, match="garbage instead of a board line.*baud"):
+        src.start()
+
+
+def test_no_answer_is_reported(emulator):
+    emu = emulator(reply="silent")
+    src = open_source(f"serial://{emu.link}?reset_wait=0&handshake_timeout=0.3")
+    with pytest.raises(DeviceError, match=r"no answer to the '\?' handshake within 0.3 s"):
+        src.start()
+    assert emu.wait_command("?")
+
+
+def test_bad_option_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="baud='fast': expected int"):
+        open_source(f"serial://{tmp_path}/tty?baud=fast")
+    with pytest.raises(ConfigError, match="silence=0.0"):
+        open_source(f"serial://{tmp_path}/tty?silence=0")
+
+
+def test_pyserial_urls_keep_their_own_query_and_drop_ours():
+    src = open_source("socket://127.0.0.1:9?baud=500000&silence=1.5&logging=debug")
+    assert isinstance(src, SerialSource) and src.is_url
+    assert src.target == "socket://127.0.0.1:9?logging=debug"
+    assert (src.options.baud, src.options.silence, src.options.reset_wait) == (500000, 1.5, 0)
+    with pytest.raises(DeviceError, match="socket://127.0.0.1:9.*cannot open port"):
+        src.start()
+
+
+def _check_run_after_gap(src, chunks):
+    tick = np.concatenate([c.tick for c in chunks])
+    seq = seq_of(np.concatenate([c.counts for c in chunks]))
+    assert np.all(np.diff(tick) >= 1) and np.all(seq >= 0)
+    jumps = np.flatnonzero(np.diff(tick) > 1)
+    assert len(jumps) == 1  # exactly one gap: the reconnect
+    j = jumps[0] + 1
+    # before the gap ticks are the board's seq; after it the new run's seq restarts at 0
+    assert np.array_equal(tick[:j], seq[:j]) and seq[j] == 0
+    assert np.array_equal(tick[j:] - tick[j], seq[j:])
+    gap = int(tick[j] - tick[j - 1] - 1)
+    assert src.stats.lost_ticks == gap > 0
+    assert src.stats.reconnects == 1 and src.status.state == "streaming"
+    return gap
+
+
+def test_reconnects_after_unplug_and_counts_the_gap(emulator):
+    emu = emulator(n_channels=4, fs=1000)
+    src = open_source(f"serial://{emu.link}?reset_wait=0&backoff_max=0.05")
+    with src:
+        chunks = read_until(src, lambda c: n_frames(c) >= 200)
+        emu.unplug()
+        t_gone = time.monotonic()
+        chunks += read_until(src, lambda c: src.status.state == "reconnecting")
+        assert src.read(0.05) is None  # the consumer just sees no data, never an exception
+        emu.started.clear()
+        emu.plug()
+        chunks += read_until(src, lambda c: src.stats.reconnects == 1 and n_frames(c) >= 400)
+        t_back = time.monotonic()
+        gap = _check_run_after_gap(src, chunks)
+    assert gap <= (t_back - t_gone) * 1000 + 50  # host-clock estimate, not invented
+    assert not reader_threads()
+
+
+def test_reconnects_after_silence(emulator):
+    emu = emulator(n_channels=2, fs=500)
+    src = open_source(f"serial://{emu.link}?reset_wait=0&silence=0.3")
+    with src:
+        chunks = read_until(src, lambda c: n_frames(c) >= 50)
+        emu.paused.set()  # the board stalls; the port stays
+        chunks += read_until(src, lambda c: src.status.state == "reconnecting")
+        emu.paused.clear()
+        chunks += read_until(src, lambda c: src.stats.reconnects == 1 and n_frames(c) >= 150)
+        gap = _check_run_after_gap(src, chunks)
+    assert gap >= 0.3 * 500 * 0.9
+    assert emu.commands.count("start") == 2
+
+
+def test_reconnect_disabled_fails_visibly_without_raising(emulator):
+    emu = emulator()
+    src = open_source(f"serial://{emu.link}?reset_wait=0&reconnect=0")
+    src.start()
+    read_until(src, lambda c: n_frames(c) >= 20)
+    emu.unplug()
+    read_until(src, lambda c: src.status.state == "failed")
+    assert "port lost" in src.status.detail
+    src.stop()
+    assert src.status.state == "failed" and not reader_threads()
