@@ -1,0 +1,87 @@
+"""``emgfb stream`` through its public interface, against the pty board emulator."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from emgfb.cli import main
+
+
+def _emulator_module():
+    name = "_emgfb_test_board_emulator"
+    if name not in sys.modules:
+        path = Path(__file__).parent / "acquisition" / "test_serial_source.py"
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+@pytest.fixture
+def board(tmp_path):
+    emu = _emulator_module().BoardEmulator(tmp_path / "ttyEMU", n_channels=8, fs=2000).plug()
+    yield emu
+    emu.unplug()
+
+
+def test_json_is_exactly_one_object_with_the_counters(board, capsys):
+    rc = main(["stream", "--source", f"serial://{board.link}?reset_wait=0", "--seconds", "0.6",
+               "--json"])
+    out = capsys.readouterr().out
+    assert rc == 0 and out.count("\n") == 1
+    s = json.loads(out)
+    for key in ("frames", "lost_ticks", "crc_errors", "bytes_skipped", "overrun_flags",
+                "reconnects", "channels", "fs_nominal", "fs_measured", "board"):
+        assert key in s, key
+    assert s["channels"] == 8 and s["fs_nominal"] == 2000 and s["board"]["board"] == "emu"
+    assert s["frames"] > 500 and s["frames_read"] <= s["frames"]
+    assert s["lost_ticks"] == s["crc_errors"] == s["bytes_skipped"] == s["reconnects"] == 0
+    assert 1500 < s["fs_measured"] < 2300
+    assert board.wait_command("stop", count=2)  # the board is left stopped
+
+
+def test_human_summary(board, capsys):
+    assert main(["stream", "--source", f"serial://{board.link}?reset_wait=0", "--seconds",
+                 "0.2"]) == 0
+    out = capsys.readouterr().out
+    assert "EMGFB fw=1.0.0 board=emu ch=8 fs=2000" in out
+    assert "lost ticks 0, CRC errors 0" in out and "reconnects 0" in out
+
+
+@pytest.mark.parametrize(
+    ("reply", "expected"),
+    [("garbage", "garbage instead of a board line"), ("silent", "no answer")],
+)
+def test_bad_boards_give_one_line_and_exit_2(tmp_path, capsys, reply, expected):
+    emu = _emulator_module().BoardEmulator(tmp_path / "ttyBAD", reply=reply).plug()
+    try:
+        rc = main(["stream", "--source", f"serial://{emu.link}?handshake_timeout=0.3",
+                   "--seconds", "1", "--json"])
+    finally:
+        emu.unplug()
+    err = capsys.readouterr()
+    assert rc == 2 and err.out == ""
+    assert err.err.count("\n") == 1 and expected in err.err
+
+
+def test_missing_port_in_a_real_process(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "emgfb", "stream", "--source", f"serial://{tmp_path}/ttyGONE",
+         "--seconds", "1", "--json"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.strip() == f"emgfb stream: error: {tmp_path}/ttyGONE: no such port " \
+        "(is the board plugged in?)"
+
+
+def test_bad_seconds_is_a_user_error(board, capsys):
+    assert main(["stream", "--source", f"serial://{board.link}", "--seconds", "0"]) == 2
+    assert "--seconds 0.0: expected a positive number" in capsys.readouterr().err
