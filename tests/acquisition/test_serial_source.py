@@ -354,3 +354,50 @@ def test_reconnect_disabled_fails_visibly_without_raising(emulator):
     assert "port lost" in src.status.detail
     src.stop()
     assert src.status.state == "failed" and not reader_threads()
+
+
+# -- port discovery: emgfb.acquisition.ports and `emgfb ports` ----------------------------
+
+
+def _fake_comports(monkeypatch, *specs):
+    from serial.tools.list_ports_common import ListPortInfo
+
+    from emgfb.acquisition import ports
+
+    infos = []
+    for device, vid, pid in specs:
+        info = ListPortInfo(device, skip_link_detection=True)
+        info.vid, info.pid, info.description = vid, pid, f"desc of {device}"
+        infos.append(info)
+    monkeypatch.setattr(ports._list_ports, "comports", lambda: infos)
+
+
+def test_ports_marks_arduino_class_boards_by_usb_ids(monkeypatch):
+    from emgfb.acquisition.ports import list_ports
+
+    _fake_comports(
+        monkeypatch, ("/dev/ttyACM0", 0x2341, 0x0043), ("/dev/ttyUSB0", 0x1A86, 0x7523),
+        ("/dev/ttyS0", None, None), ("/dev/ttyUSB1", 0x067B, 0x2303),
+    )
+    got = {p.device: p.family for p in list_ports()}
+    assert got == {"/dev/ttyACM0": "Arduino", "/dev/ttyUSB0": "CH340", "/dev/ttyS0": None,
+                   "/dev/ttyUSB1": None}
+
+
+def test_ports_cli_probe_finds_the_answering_board(monkeypatch, emulator, tmp_path, capsys):
+    import json
+
+    from emgfb.cli import main
+
+    _fake_comports(monkeypatch, (f"{tmp_path}/ttyACM9", 0x2A03, 0x0043))
+    emu = emulator(n_channels=3, fs=250)
+    rc = main(["ports", "--json", "--probe", "--timeout", "0.3", "--port", str(emu.link)])
+    listed = json.loads(capsys.readouterr().out)
+    assert rc == 0 and [p["device"] for p in listed] == [f"{tmp_path}/ttyACM9", str(emu.link)]
+    gone, board = listed
+    assert gone["likely_board"] and gone["vid"] == "0x2a03" and gone["board"] is None
+    assert "no such port" in gone["probe_error"]
+    assert board["board"]["line"] == emu.line and board["probe_error"] is None
+    assert main(["ports", "--port", str(emu.link), "--probe", "--timeout", "0.3"]) == 0
+    out = capsys.readouterr().out
+    assert "likely Arduino board" in out and f"answers: {emu.line}" in out
