@@ -1,0 +1,61 @@
+"""``emgfb virtual-board``: serve the simulated board on a pseudo-terminal, with faults.
+
+Prints the port path (one line), runs until Ctrl-C or SIGTERM, then prints what was
+injected. Thin wrapper over :class:`emgfb.acquisition.virtual_board.VirtualBoard`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+
+from emgfb.acquisition.virtual_board import FaultPlan, InjectedFaults, VirtualBoard
+
+FAULTS_HELP = (
+    "comma-separated key=value, e.g. 'flip=0.001,drop_frame=0.001,garbage=0.0005,"
+    "drop_byte=0.0005,stall=0.0001,disconnect_every=5'. Per-frame rates: flip, drop_byte, "
+    "drop_frame, garbage, stall; seconds of streaming: disconnect_every, reset_every; "
+    "sizes: garbage_max (bytes), stall_ms, outage_ms; seed"
+)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``virtual-board`` subcommand."""
+    p = subparsers.add_parser("virtual-board", help="serve a simulated board on a pty")
+    p.add_argument("--channels", type=int, default=6, help="channel count 1..16 (6)")
+    p.add_argument("--fs", type=float, default=1000.0, help="sample rate in Hz (1000)")
+    p.add_argument("--seed", type=int, default=1, help="signal seed (1)")
+    p.add_argument("--speed", type=float, default=1.0, help="x real time; 0 = unpaced (1)")
+    p.add_argument("--faults", default="", metavar="SPEC", help=FAULTS_HELP)
+    p.add_argument("--link", default=None, metavar="PATH", help="stable symlink to the pty")
+    p.add_argument("--pattern", choices=("emg", "ramp"), default="emg", help="signal (emg)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serve until interrupted; print the port first and the injected counters last."""
+    board = VirtualBoard(
+        n_channels=args.channels, fs=args.fs, seed=args.seed, speed=args.speed,
+        faults=FaultPlan.from_spec(args.faults), link_path=args.link, pattern=args.pattern,
+    )
+    done = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda *_: done.set())
+    try:
+        with board:
+            print(board.port, flush=True)
+            try:
+                while not done.wait(0.5):
+                    pass
+            except KeyboardInterrupt:
+                pass  # Ctrl-C is the normal way to end the board
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    print(format_counters(board.injected), flush=True)
+    return 0
+
+
+def format_counters(injected: InjectedFaults) -> str:
+    """One ``name: value`` line per counter."""
+    return "\n".join(f"{k}: {v:g}" if isinstance(v, float) else f"{k}: {v}"
+                     for k, v in injected.as_dict().items())
