@@ -64,7 +64,7 @@ class EnvelopeConfig:
 class GapConfig:
     """How far (dB) filter transients must decay after a restart before output is shown."""
 
-    settle_db: float = 40.0
+    settle_db: float = 60.0
 
 
 @dataclass(frozen=True)
