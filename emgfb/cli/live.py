@@ -1,0 +1,62 @@
+"""``emgfb live``: the live GUI on a board or the built-in simulated board."""
+
+from __future__ import annotations
+
+import argparse
+
+DEFAULT_SOURCE = "sim://?speed=1"
+
+
+def add_screenshot_args(p: argparse.ArgumentParser) -> None:
+    """``--screenshot PNG --after SECONDS`` (shared with ``emgfb replay``)."""
+    p.add_argument("--screenshot", metavar="PNG",
+                   help="save a PNG of the main window after --after seconds, then exit")
+    p.add_argument("--after", type=float, default=3.0, metavar="SECONDS",
+                   help="delay before the screenshot (default 3)")
+    p.add_argument("--view", choices=("setup", "feedback", "replay"), default=None,
+                   help="view shown first")
+    p.add_argument("--fps", type=float, default=60.0, help="display refresh rate (Hz)")
+    p.add_argument("--size", default="1400x900", metavar="WxH", help="window size")
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``"1400x900"`` -> (1400, 900)."""
+    from emgfb.errors import ConfigError
+
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise ConfigError(f"--size {text!r}: expected WIDTHxHEIGHT, e.g. 1400x900") from None
+    return w, h
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``live`` subcommand."""
+    p = subparsers.add_parser(
+        "live", help="live biofeedback GUI (set-up, feedback, replay views)",
+        description="Open the live GUI. The default source is the built-in simulated "
+                    "board, so it runs without hardware.")
+    p.add_argument("--source", default=DEFAULT_SOURCE,
+                   help=f"source URL or serial port (default {DEFAULT_SOURCE})")
+    p.add_argument("--montage", help="montage name or TOML file (default: by channel count)")
+    p.add_argument("--dsp", help="DSP settings name or TOML file (default: configs/dsp)")
+    p.add_argument("--record", metavar="FILE.h5", help="record from the start to this file")
+    p.add_argument("--record-dir", default=".",
+                   help="folder for recordings started with the R key (default: here)")
+    p.add_argument("--subject", help="pseudonymous subject code stored in recordings")
+    add_screenshot_args(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Start the session, then the GUI (Qt is imported only here)."""
+    from emgfb.live import LiveSession
+
+    size = parse_size(args.size)
+    session = LiveSession(args.source, montage=args.montage, dsp_config=args.dsp,
+                          record_path=args.record, subject=args.subject)
+    session.start()
+    from emgfb.gui.app import run_window
+
+    return run_window(session, view=args.view or "setup", screenshot=args.screenshot,
+                      after=args.after, record_dir=args.record_dir, fps=args.fps, size=size)

@@ -1,0 +1,66 @@
+"""Running the GUI: the QApplication, the main window around a session, screenshots.
+
+Owns :func:`run_window`, which the ``emgfb live`` and ``emgfb replay`` subcommands call
+with a started :class:`~emgfb.live.LiveSession`: it creates (or reuses) the
+QApplication, applies the emgfb style, shows the main window, optionally saves a PNG of it
+after some seconds and quits, and always stops the session on the way out. Imports Qt and
+``emgfb.gui``.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+from PyQt5 import QtCore, QtWidgets
+
+from emgfb.gui import theme
+from emgfb.gui.main_window import MainWindow
+from emgfb.live import LiveSession
+
+log = logging.getLogger(__name__)
+
+
+def ensure_app() -> QtWidgets.QApplication:
+    """The QApplication (created once, styled for emgfb)."""
+    app = QtWidgets.QApplication.instance()
+    if app is None:
+        QtWidgets.QApplication.setAttribute(QtCore.Qt.AA_EnableHighDpiScaling, True)
+        app = QtWidgets.QApplication(sys.argv[:1])
+        app.setApplicationName("emgfb")
+    theme.configure_pyqtgraph()
+    theme.apply_style(app)
+    return app
+
+
+def run_window(session: LiveSession, *, view: str = "setup", replay: bool = False,
+               screenshot: str | Path | None = None, after: float = 3.0,
+               replay_info: dict | None = None, record_dir: str | Path | None = None,
+               fps: float = 60.0, size: tuple[int, int] = (1400, 900)) -> int:
+    """Show the main window around ``session`` until it is closed; return an exit code.
+
+    With ``screenshot``, the window is saved as a PNG after ``after`` seconds and closed.
+    The session is stopped (recording finished) in every case.
+    """
+    try:
+        app = ensure_app()
+        win = MainWindow(session, view, replay=replay, replay_info=replay_info,
+                         record_dir=record_dir, fps=fps)
+        win.resize(*size)
+        win.show()
+        if screenshot is not None:
+            def shoot() -> None:
+                path = win.save_screenshot(screenshot)
+                log.info("screenshot saved: %s", path)
+                win.close()
+
+            QtCore.QTimer.singleShot(int(max(0.0, after) * 1000), shoot)
+        app.exec_()
+        win.shutdown()
+    finally:
+        session.stop()
+    if session.error:
+        log.error("session ended with an error: %s", session.error)
+        return 1
+    return 0
