@@ -51,7 +51,8 @@ def utc_now_iso() -> str:
     return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
 
 
-def _check_new_path(path: Path) -> None:
+def check_new_path(path: Path) -> None:
+    """Refuse an existing path or a missing folder (RecordingError), before any work."""
     if path.exists() or path.is_symlink():
         raise RecordingError(
             f"{path}: already exists; emgfb never overwrites a recording, choose another name"
@@ -255,16 +256,18 @@ class SessionWriter:
         self._attrs = _session_attrs(
             subject, notes, dsp_config, frontend, extra_meta, "", "SessionWriter"
         )
-        _check_new_path(self.path)
+        check_new_path(self.path)
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._file: h5py.File | None = None
         self._error: RecordingError | None = None
         self._closed = False
         self._accepting = False
-        self._lock = threading.Lock()
+        self._flushed = threading.Condition()
         # counters: received (enqueued) vs written (flushed)
         self.samples_received = 0
+        self.lost_ticks_received = 0
+        self._last_tick_received: int | None = None
         self.samples_written = 0
         self.lost_ticks = 0
         self._last_tick: int | None = None
@@ -283,6 +286,21 @@ class SessionWriter:
         """The error that stopped the writer, or ``None``."""
         return self._error
 
+    def wait_flushed(self, n_samples: int, timeout: float) -> bool:
+        """Wait until at least ``n_samples`` are on disk, or the writer failed or closed.
+
+        Returns
+        -------
+        bool
+            True if ``n_samples`` are on disk.
+        """
+        with self._flushed:
+            self._flushed.wait_for(
+                lambda: self.samples_written >= n_samples or self.failed or self._closed,
+                timeout,
+            )
+            return self.samples_written >= n_samples
+
     # -- lifecycle -----------------------------------------------------------------------
     def start(self) -> SessionWriter:
         """Create the file, write the metadata and start the writer thread.
@@ -294,7 +312,7 @@ class SessionWriter:
         """
         if self._thread is not None:
             raise RuntimeError("SessionWriter.start() called twice")
-        _check_new_path(self.path)
+        check_new_path(self.path)
         self._attrs["start_time_utc"] = utc_now_iso()
         try:
             f = h5py.File(self.path, "x", libver="latest")
@@ -343,6 +361,12 @@ class SessionWriter:
         )
         for m in chunk.markers:
             self._queue.put(("marker", m))
+        tick = chunk.tick
+        prev = self._last_tick_received
+        self.lost_ticks_received += int(tick[-1] - tick[0] + 1 - len(tick)) + (
+            0 if prev is None else max(0, int(tick[0]) - prev - 1)
+        )
+        self._last_tick_received = int(tick[-1])
         self.samples_received += len(chunk)
 
     def add_marker(self, marker: Marker) -> None:
@@ -424,6 +448,8 @@ class SessionWriter:
         )
         self._error = RecordingError(msg)
         log.error("%s", msg)
+        with self._flushed:
+            self._flushed.notify_all()
 
     def _check_space(self, need: int) -> None:
         """Stop cleanly before the disk or RLIMIT_FSIZE is reached (HDF5 cannot recover
@@ -494,7 +520,9 @@ class SessionWriter:
             ds.resize(len(calibration), axis=0)
             ds[:] = np.frombuffer(calibration, dtype=np.uint8)
         f.flush()
-        self.samples_written += n_new
+        with self._flushed:
+            self.samples_written += n_new
+            self._flushed.notify_all()
 
     def _finalise(self) -> None:
         f = self._file
@@ -565,7 +593,7 @@ def write_arrays(
         If the file exists or the arrays are inconsistent.
     """
     path = Path(path)
-    _check_new_path(path)
+    check_new_path(path)
     counts = np.asarray(counts)
     if counts.ndim != 2 or counts.shape[1] != montage.n_channels:
         raise RecordingError(
@@ -640,3 +668,60 @@ def write_arrays(
     except (OSError, RuntimeError) as exc:
         raise RecordingError(f"{path}: cannot write ({exc})") from None
     return path
+
+
+def record_source(
+    source: Any,
+    writer: SessionWriter,
+    *,
+    seconds: float | None = None,
+    on_progress: Any = None,
+    progress_interval: float = 1.0,
+) -> int:
+    """Feed a started source into a started writer until ``seconds`` of data are recorded.
+
+    Parameters
+    ----------
+    source
+        A started :class:`~emgfb.acquisition.source.Source`.
+    writer
+        A started :class:`SessionWriter` (the caller closes it, also after Ctrl-C).
+    seconds
+        Stop once this much session time (ticks, gaps included) is recorded; ``None``
+        records until the source finishes or the caller interrupts (KeyboardInterrupt).
+    on_progress
+        Called as ``on_progress(elapsed_s, samples, lost_ticks)`` every
+        ``progress_interval`` seconds of wall time and once at the end.
+    progress_interval
+        Seconds of wall time between progress calls.
+
+    Returns
+    -------
+    int
+        Samples handed to the writer.
+    """
+    first_tick: int | None = None
+    limit = None if seconds is None else max(1, round(seconds * writer.fs))
+    t0 = time.monotonic()
+    next_progress = t0 + progress_interval
+    while not source.finished and not writer.failed:
+        chunk = source.read(0.1)
+        if chunk is not None and len(chunk):
+            if first_tick is None:
+                first_tick = int(chunk.tick[0])
+            if limit is not None and chunk.tick[-1] - first_tick + 1 > limit:
+                keep = int(np.searchsorted(chunk.tick, first_tick + limit, side="left"))
+                chunk = Chunk(chunk.tick[:keep], chunk.counts[:keep], chunk.overrun[:keep],
+                              chunk.host_time, chunk.markers)
+                writer.write(chunk)
+                break
+            writer.write(chunk)
+            if limit is not None and chunk.tick[-1] - first_tick + 1 >= limit:
+                break
+        now = time.monotonic()
+        if on_progress is not None and now >= next_progress:
+            on_progress(now - t0, writer.samples_received, writer.lost_ticks_received)
+            next_progress = now + progress_interval
+    if on_progress is not None:
+        on_progress(time.monotonic() - t0, writer.samples_received, writer.lost_ticks_received)
+    return writer.samples_received

@@ -1,0 +1,42 @@
+"""``emgfb info``: a readable summary of a session file, or one JSON object."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from emgfb.recording.reader import open_recording
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``info`` subcommand."""
+    p = subparsers.add_parser("info", help="summarise an emgfb .h5 session file")
+    p.add_argument("file", type=Path, metavar="FILE.h5")
+    p.add_argument("--json", action="store_true", help="print exactly one JSON object")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print the summary of ``args.file``."""
+    with open_recording(args.file) as rec:
+        s = rec.summary()
+    if args.json:
+        print(json.dumps(s))
+        return 0
+    chans = ", ".join(f"{lab} ({m} {sd})" for lab, m, sd in zip(
+        s["channels"], s["muscles"], s["sides"], strict=True))
+    lines = [
+        f"{s['path']}: {s['format']} v{s['format_version']} (emgfb {s['emgfb_version']})"
+        + ("" if s["complete"] else "  [INCOMPLETE: the recorder did not close it]"),
+        f"  subject {s['subject'] or '-'}, started {s['start_time_utc'] or '-'}",
+        f"  {s['n_channels']} channels @ {s['fs']:g} Hz, affected side {s['affected_side']}",
+        f"  channels: {chans}",
+        f"  {s['n_samples']} samples, {s['duration_s']:.3f} s, {s['lost_ticks']} lost ticks "
+        f"in {s['n_gaps']} gaps, {s['n_markers']} markers",
+        f"  board {s['board'] or '-'}, firmware {s['firmware'] or '-'}, counts {s['count_dtype']}",
+    ]
+    if s["notes"]:
+        lines.append(f"  notes: {s['notes']}")
+    print("\n".join(lines))
+    return 0
