@@ -73,10 +73,10 @@ SCRIPTS: dict[str, list[tuple[float, dict[str, float]]]] = {
     "rest": [(0.0, {}), (1.0, {})],
 }
 
-_EMG_BAND_HZ = (40.0, 250.0)  # shapes white noise into a facial sEMG spectrum
-_MOD_CUTOFF_HZ = 3.0  # slow fluctuation of the firing envelope
-_MOD_DEPTH = 0.3
-_ACTIVATION_TAU_S = 0.06  # muscles do not switch on in one sample
+_EMG_BAND_HZ = (40.0, 200.0)  # 2nd-order band: spectrum peaks ~70-120 Hz, median ~125 Hz
+_MOD_DEPTH = 0.3  # slow random fluctuation of the firing envelope (std, relative)
+_SLOW_TAU_S = 0.06  # muscles do not switch on in one sample; also the fluctuation's pace
+_HUM_TABLE_MAX = 1 << 16  # samples in the precomputed hum period (else computed per call)
 _HARMONICS = ((1, 1.0), (3, 0.3), (5, 0.12))  # hum: odd harmonics of mains
 _FLOAT_HUM_GAIN = 40.0  # a floating input picks up this much more hum
 
@@ -198,17 +198,17 @@ class FacialEmgModel:
 
         hi = min(_EMG_BAND_HZ[1], 0.45 * self.fs)
         lo = min(_EMG_BAND_HZ[0], hi / 2)
-        self._emg_sos = signal.butter(4, [lo, hi], btype="band", fs=self.fs, output="sos")
-        self._emg_norm = 1.0 / _unit_gain(self._emg_sos)
-        self._mod_sos = signal.butter(
-            2, min(_MOD_CUTOFF_HZ, 0.1 * self.fs), fs=self.fs, output="sos"
-        )
-        self._mod_norm = _MOD_DEPTH / _unit_gain(self._mod_sos)
-        self._emg_zi = np.zeros((self._emg_sos.shape[0], 2, n_ch))
-        self._mod_zi = np.zeros((self._mod_sos.shape[0], 2, n_ch))
-        alpha = math.exp(-1.0 / (_ACTIVATION_TAU_S * self.fs))
-        self._act_ba = (np.array([1.0 - alpha]), np.array([1.0, -alpha]))
-        self._act_zi: np.ndarray | None = None  # starts at the first target (no ramp-in)
+        # A 4-pole band-pass is safe in transfer-function form; lfilter is cheaper per call.
+        self._emg_ba = signal.butter(2, [lo, hi], btype="band", fs=self.fs)
+        self._emg_norm = 1.0 / _unit_gain(signal.tf2sos(*self._emg_ba))
+        # One 1-pole low-pass smooths the activation targets and colours the fluctuation
+        # noise (both columns go through one lfilter call: generation runs live).
+        alpha = math.exp(-1.0 / (_SLOW_TAU_S * self.fs))
+        self._slow_ba = (np.array([1.0 - alpha]), np.array([1.0, -alpha]))
+        self._mod_norm = _MOD_DEPTH / math.sqrt((1.0 - alpha) / (1.0 + alpha))
+        self._emg_zi = np.zeros((len(self._emg_ba[1]) - 1, n_ch))
+        self._slow_zi: np.ndarray | None = None  # starts at the first target (no ramp-in)
+        self._hum_table = self._make_hum_table()
 
         self._lock = threading.Lock()
         self._drive: dict[str, float] | None = None
@@ -287,16 +287,15 @@ class FacialEmgModel:
         noise = self._rng.standard_normal((n, 3 * n_ch))
 
         target = self._targets(k, drive)
-        b, a = self._act_ba
-        if self._act_zi is None:
-            self._act_zi = target[:1] * (1.0 - b[0])  # steady state at the first target
-        act, self._act_zi = signal.lfilter(b, a, target, axis=0, zi=self._act_zi)
+        b, a = self._slow_ba
+        slow_in = np.concatenate([target, noise[:, n_ch : 2 * n_ch]], axis=1)
+        if self._slow_zi is None:  # steady state at the first target, fluctuation at 0
+            self._slow_zi = np.concatenate([target[:1], np.zeros((1, n_ch))], 1) * -a[1]
+        slow, self._slow_zi = signal.lfilter(b, a, slow_in, axis=0, zi=self._slow_zi)
+        act, mod = slow[:, :n_ch], slow[:, n_ch:]
 
-        emg, self._emg_zi = signal.sosfilt(
-            self._emg_sos, noise[:, :n_ch], axis=0, zi=self._emg_zi
-        )
-        mod, self._mod_zi = signal.sosfilt(
-            self._mod_sos, noise[:, n_ch : 2 * n_ch], axis=0, zi=self._mod_zi
+        emg, self._emg_zi = signal.lfilter(
+            *self._emg_ba, noise[:, :n_ch], axis=0, zi=self._emg_zi
         )
         envelope = self.rest_uv + act * (self._full_uv * self._side_gain)
         envelope *= np.maximum(1.0 + mod * self._mod_norm, 0.2)
@@ -339,8 +338,10 @@ class FacialEmgModel:
     def _compile_script(
         keys: list[tuple[float, dict[str, float]]], muscles: list[str]
     ) -> tuple[np.ndarray, np.ndarray, float]:
+        """Keyframe times and levels; the last level column is the zygomaticus drive."""
         times = np.array([t for t, _ in keys])
-        levels = np.array([[lv.get(m, 0.0) for m in muscles] for _, lv in keys])
+        columns = [*muscles, "zygomaticus_major"]
+        levels = np.array([[lv.get(m, 0.0) for m in columns] for _, lv in keys])
         return times, levels, float(times[-1])
 
     def _targets(self, k: np.ndarray, drive: dict[str, float] | None) -> np.ndarray:
@@ -349,16 +350,10 @@ class FacialEmgModel:
         if drive is None:
             times, levels, period = self._script_table
             t = (k / self.fs) % period
-            target = np.empty((n, self.n_channels))
-            for c in range(self.n_channels):
-                target[:, c] = np.interp(t, times, levels[:, c])
-            zyg_cols = [c for c, m in enumerate(self._muscles) if m == "zygomaticus_major"]
-            if zyg_cols:
-                zyg = target[:, zyg_cols[0]]
-            else:
-                zyg = np.interp(t, times, np.array(
-                    [lv.get("zygomaticus_major", 0.0) for _, lv in SCRIPTS[self.script]]
-                ))
+            i = np.clip(np.searchsorted(times, t, side="right") - 1, 0, len(times) - 2)
+            w = ((t - times[i]) / (times[i + 1] - times[i]))[:, None]
+            table = levels[i] * (1.0 - w) + levels[i + 1] * w  # linear interpolation
+            target, zyg = table[:, :-1], table[:, -1]
         else:
             row = np.array([drive.get(m, 0.0) for m in self._muscles])
             target = np.broadcast_to(row, (n, self.n_channels)).copy()
@@ -368,7 +363,21 @@ class FacialEmgModel:
                 target[:, c] = np.maximum(target[:, c], self.synkinesis * zyg)
         return target
 
+    def _make_hum_table(self) -> np.ndarray | None:
+        """One exact period of the hum when it is short (integer rates), else ``None``."""
+        if not self._harmonics or not (self.fs.is_integer() and self.mains_hz.is_integer()):
+            return None
+        period = int(self.fs) // math.gcd(int(self.fs), int(self.mains_hz))
+        if period > _HUM_TABLE_MAX:
+            return None
+        return self._hum_direct(np.arange(period))
+
     def _hum(self, k: np.ndarray) -> np.ndarray:
+        if self._hum_table is not None:
+            return self._hum_table[k % len(self._hum_table)]
+        return self._hum_direct(k)
+
+    def _hum_direct(self, k: np.ndarray) -> np.ndarray:
         # Phase from the integer clock modulo fs keeps precision over long runs.
         hum = np.zeros((len(k), self.n_channels))
         for harmonic, rel in self._harmonics:
