@@ -268,13 +268,14 @@ class LiveSession:
             )
         return montage
 
-    def _scale(self, source: Source) -> tuple[float, float]:
+    def _scale(self, source: Source) -> tuple[Any, Any]:
         """Counts-to-µV scale: from the source if it knows (simulator, replay), else the
         front-end descriptor with the board's ADC resolution and reference."""
         for holder in (source, getattr(source, "model", None)):
             upc = getattr(holder, "uv_per_count", None)
             if upc is not None:
-                return float(upc), float(getattr(holder, "offset_counts", 0.0))
+                offset = getattr(holder, "offset_counts", 0.0)
+                return _scalar_or_array(upc), _scalar_or_array(offset)
         fe = load_frontend(self._frontend_arg)
         info = source.info
         return fe.uv_per_count(info.bits, info.vref_mv), fe.offset_counts(info.bits, info.vref_mv)
@@ -573,6 +574,14 @@ class LiveSession:
                     break
                 self._published.wait(min(left, 0.1))
         return self.newest_index >= index
+
+
+def _scalar_or_array(value: Any) -> float | np.ndarray:
+    """A per-channel scale as a float when all channels agree, else a float array."""
+    arr = np.asarray(value, dtype=np.float64)
+    if arr.ndim == 0 or np.all(arr == arr.flat[0]):
+        return float(arr.flat[0])
+    return arr
 
 
 def _ring_write(buf: RingBuffer, tick: np.ndarray, data: np.ndarray) -> None:

@@ -114,7 +114,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.replay_bar: ReplayBar | None = None
         self._replay_markers: list[tuple[float, str]] = []
         if replay:
-            self.replay_bar = ReplayBar(float(info.get("duration", 0.0)))
+            self.replay_bar = ReplayBar(float(info.get("duration", 0.0)),
+                                        float(getattr(session.source, "speed", 1.0)))
             self.replay_bar.play_toggled.connect(self.set_playing)
             self.replay_bar.speed_changed.connect(self.set_speed)
             self.replay_bar.timeline.seek_requested.connect(self.seek)
@@ -159,8 +160,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.record_action.setCheckable(True)
         self.record_action.setToolTip("Start or stop recording (R)")
         self.record_action.triggered.connect(self.toggle_record)
-        self.record_action.setEnabled(not self.replay)
-        bar.addAction(self.record_action)
+        if not self.replay:  # a replay is already a recording
+            bar.addAction(self.record_action)
         self.pause_action = QtWidgets.QAction("Pause display", self)
         self.pause_action.setCheckable(True)
         self.pause_action.setToolTip("Freeze the display; acquisition and recording go on "

@@ -32,7 +32,8 @@ class ReplayBar(QtWidgets.QFrame):
     play_toggled = QtCore.pyqtSignal(bool)
     speed_changed = QtCore.pyqtSignal(float)
 
-    def __init__(self, duration_s: float, parent: QtWidgets.QWidget | None = None):
+    def __init__(self, duration_s: float, speed: float = 1.0,
+                 parent: QtWidgets.QWidget | None = None):
         super().__init__(parent)
         self.setObjectName("card")
         lay = QtWidgets.QHBoxLayout(self)
@@ -47,7 +48,9 @@ class ReplayBar(QtWidgets.QFrame):
         self.speed_box = QtWidgets.QComboBox()
         for s in SPEEDS:
             self.speed_box.addItem(f"{s:g}×", s)
-        self.speed_box.setCurrentIndex(SPEEDS.index(1.0))
+        if speed not in SPEEDS:
+            self.speed_box.addItem(f"{speed:g}×", speed)
+        self.speed_box.setCurrentIndex(self.speed_box.findData(speed))
         self.speed_box.currentIndexChanged.connect(
             lambda _i: self.speed_changed.emit(float(self.speed_box.currentData())))
         lay.addWidget(self.speed_box)
@@ -111,7 +114,8 @@ class ReplayView(QtWidgets.QWidget):
             c = item.plot(pen=theme.pen(palette[i % len(palette)]), name=name,
                           connect="finite")
             self.curves.append(c)
-        self.plot.setXRange(-model.envelope.window_s, 0, padding=0)
+        self._window_s = model.envelope.window_s
+        self.plot.setXRange(-self._window_s, 0, padding=0)
         self.plot.enableAutoRange(axis="y")
         lay.addWidget(self.plot, 1)
 
@@ -129,6 +133,8 @@ class ReplayView(QtWidgets.QWidget):
     def refresh(self) -> None:
         """Redraw the envelope overview (display timer)."""
         env = self.model.envelope
-        self.plot.setXRange(-env.window_s, 0, padding=0)
+        if env.window_s != self._window_s:
+            self._window_s = env.window_s
+            self.plot.setXRange(-env.window_s, 0, padding=0)
         for i, c in enumerate(self.curves):
             c.setData(env.x, env.y(i), connect="finite")
