@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     scale = UNITS.get(args.unit.lower())
     if scale is None:
         raise ConfigError(f"--unit = {args.unit!r}: expected uV or mV")
-    if args.input.is_file() and args.input.open("rb").read(8) == _HDF5_MAGIC:
+    if _is_hdf5(args.input):
         table, scale, offset = _read_recording(args.input)
     else:
         table, offset = read_signal_csv(args.input, args.fs), 0.0
@@ -53,6 +53,13 @@ def run(args: argparse.Namespace) -> int:
     log.info("%s: %d rows x %d channels at %g Hz -> %s", args.input, len(env),
              len(table.names), table.fs, args.output)
     return 0
+
+
+def _is_hdf5(path: Path) -> bool:
+    if not path.is_file():
+        return False
+    with path.open("rb") as fh:
+        return fh.read(8) == _HDF5_MAGIC
 
 
 def _read_recording(path: Path) -> tuple[SignalTable, object, object]:
