@@ -45,3 +45,79 @@ def test_board_line_parses_and_rejects_garbage():
     assert parse_board_line(info.format_line()) .fs == 2000.0
     with pytest.raises(ProtocolError, match="EMGFB"):
         parse_board_line("\x00\xff garbage")
+
+
+def test_row_crc_matches_bytewise_crc_on_both_paths(rng):
+    from emgfb.protocol import _crc8_rows
+
+    for n_rows in (1, 7, 256, 257, 2000):  # the small-read and large-read implementations
+        rows = rng.integers(0, 256, size=(n_rows, 19), dtype=np.uint8)
+        want = [crc8(bytes(r)) for r in rows[:50]]
+        assert _crc8_rows(rows)[:50].tolist() == want
+
+
+def _faulty_stream(rng, n_frames=3000, n_ch=8):
+    """Frames with random bit flips, dropped bytes, garbage and dropped frames."""
+    counts = rng.integers(0, 1024, size=(n_frames, n_ch))
+    L = frame_length(n_ch)
+    frames = encode_frames(0, counts)
+    out = bytearray()
+    for i in range(n_frames):
+        f = bytearray(frames[i * L : (i + 1) * L])
+        r = rng.random()
+        if r < 0.02:
+            f[int(rng.integers(2, L))] ^= 1 << int(rng.integers(8))
+        elif r < 0.04:
+            del f[int(rng.integers(2, L))]
+        elif r < 0.06:
+            f = bytearray()
+        elif r < 0.08:
+            out += bytes(rng.integers(0, 256, int(rng.integers(1, 30)), dtype=np.uint8))
+        out += f
+    return bytes(out), counts
+
+
+def test_chunking_never_changes_the_result_and_no_corrupt_frame_passes(rng):
+    data, counts = _faulty_stream(rng)
+    whole = FrameDecoder(8)
+    ref = whole.feed(data)
+    pieces = FrameDecoder(8)
+    parts, i = [], 0
+    while i < len(data):
+        n = int(rng.choice([1, 5, 220, 221, 4000]))  # aligned and misaligned reads
+        parts.append(pieces.feed(data[i : i + n]))
+        i += n
+    tick = np.concatenate([p.tick for p in parts])
+    got = np.concatenate([p.counts for p in parts])
+    assert np.array_equal(tick, ref.tick) and np.array_equal(got, ref.counts)
+    assert pieces.stats.as_dict() == whole.stats.as_dict()
+    assert np.array_equal(ref.counts, counts[ref.tick])  # every delivered frame is genuine
+    assert whole.stats.frames + whole.stats.lost_ticks == ref.tick[-1] + 1
+    assert whole.stats.crc_errors > 50 and whole.stats.bytes_skipped > 0
+
+
+def test_seq_wrap_duplicates_overrun_and_joining_a_running_stream(rng):
+    counts = rng.integers(0, 1024, size=(6, 2))
+    seq = np.array([65533, 65534, 65534, 65535, 2, 3])  # a repeat, then 2 lost over the wrap
+    data = encode_frames(seq, counts, overrun=np.array([0, 0, 0, 0, 1, 0], bool))
+    dec = FrameDecoder(2, first_tick=100, expect_seq_zero=False)
+    out = dec.feed(data)
+    assert out.tick.tolist() == [100, 101, 102, 105, 106]
+    assert out.overrun.tolist() == [False, False, False, True, False]
+    assert (dec.stats.duplicates, dec.stats.lost_ticks, dec.stats.overrun_flags) == (1, 2, 1)
+    assert dec.next_tick == 107
+
+
+def test_after_start_missing_first_ticks_are_lost_and_flush_counts_partial(rng):
+    counts = rng.integers(0, 1024, size=(3, 4))
+    data = encode_frames(5, counts)
+    dec = FrameDecoder(4, first_tick=1000)
+    out = dec.feed(data[:-3])
+    assert out.tick.tolist() == [1005, 1006] and dec.stats.lost_ticks == 5
+    assert dec.flush() == frame_length(4) - 3 and dec.stats.bytes_skipped == frame_length(4) - 3
+
+
+def test_wrong_channel_count_is_rejected(rng):
+    data = encode_frames(0, rng.integers(0, 1024, size=(10, 6)))
+    dec = FrameDecoder(8)
+    assert len(dec.feed(data)) == 0 and dec.stats.frames == 0
