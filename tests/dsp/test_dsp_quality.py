@@ -39,7 +39,7 @@ def test_each_indicator_flags_its_own_artefact(channels) -> None:
     assert by[3].states["motion"] == "bad" and "movement" in by[3].hint
     assert by[4].states["rest_rms"] == "bad" and "relax" in by[4].hint
     assert by[5].clipping_pct == pytest.approx(2.5, abs=0.1) and by[5].states["clipping"] == "bad"
-    assert np.isnan(by[0].clipping_pct) is False and by[0].states["clipping"] == "good"
+    assert by[0].clipping_pct == 0.0 and by[0].states["clipping"] == "good"
 
 
 def test_without_counts_clipping_is_unknown_and_lost_rows_are_skipped(channels) -> None:
