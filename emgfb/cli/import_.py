@@ -7,7 +7,9 @@ note on what could not be carried over.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
+from emgfb.errors import RecordingError
 from emgfb.recording.importers import FORMATS, read_any, session_arrays, to_session
 
 
@@ -33,6 +35,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Import ``args.input`` into ``args.output``; return the exit code."""
+    if Path(args.output).exists():  # fail before parsing a large input
+        raise RecordingError(f"{args.output}: already exists; choose another name")
     rec = read_any(args.input, args.format, args.fs)
     arrays = session_arrays(rec)
     path = to_session(rec, args.output)
