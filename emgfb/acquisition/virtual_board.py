@@ -90,6 +90,7 @@ _HIGH_WATER = 1 << 16  # bytes queued before the board waits for the reader
 _MAX_BACKLOG_S = 0.5  # a reader further behind slows the board (back-pressure)
 _POLL_S = 0.05
 _DRAIN_S = 1.0  # longest wait for sent frames to be read before a disconnect/reset
+_SETTLE_S = 0.03
 _GARBAGE_VALUES = np.array([v for v in range(256) if v not in (SYNC0, SYNC1)], dtype=np.uint8)
 
 
@@ -291,6 +292,7 @@ class VirtualBoard:
         self._run_ticks = 0  # streamed ticks since start (for disconnect/reset schedules)
         self._outage_since: float | None = None
         self._event_due: tuple[Callable[[], None], float] | None = None
+        self._drained_since: float | None = None
 
     # -- public ------------------------------------------------------------------------
 
@@ -431,8 +433,16 @@ class VirtualBoard:
             self._write_out()
         if self._event_due is not None:
             action, deadline = self._event_due
-            if (not self._out and self._unread() == 0) or time.monotonic() > deadline:
-                self._event_due = None
+            now = time.monotonic()
+            if self._out or self._unread():
+                self._drained_since = None
+            elif self._drained_since is None:
+                self._drained_since = now
+            # the kernel moves pty bytes to the reader's queue asynchronously: only trust
+            # "all read" once it has held for a moment
+            drained = self._drained_since is not None and now - self._drained_since > _SETTLE_S
+            if drained or now > deadline:
+                self._event_due = self._drained_since = None
                 action()
         elif self._streaming and len(self._out) < _HIGH_WATER:
             self._produce()
