@@ -208,41 +208,42 @@ class MovingRmsStage:
 
     def reset(self) -> None:
         """Empty the window."""
-        self._tail = np.zeros((self.window, self.n_channels))  # last `window` squares
+        # state kept channel-major: (ch, n) rows are contiguous for the cumulative sum
+        self._tail = np.zeros((self.n_channels, self.window))  # last `window` squares
         self._sum = np.zeros(self.n_channels)
         self._count = 0  # samples since reset, positions the exact re-summations
 
     def process(self, x: np.ndarray) -> np.ndarray:
         """Return the moving RMS of ``x`` (n, ch), continuing from the previous chunk."""
-        x = np.asarray(x, float)
-        n = len(x)
-        if n == 0:
-            return np.zeros((0, self.n_channels))
-        out = np.empty((n, self.n_channels))
+        xt = np.asarray(x, float).T
+        n = xt.shape[1]
+        out = np.empty((self.n_channels, n))
         start = 0
         while start < n:
             # split at absolute anchor positions so re-summation is independent of chunking
             to_anchor = self.anchor - (self._count % self.anchor)
             stop = min(n, start + to_anchor)
-            self._segment(x[start:stop], out[start:stop])
+            self._segment(xt[:, start:stop], out[:, start:stop])
             self._count += stop - start
             if self._count % self.anchor == 0:
-                self._sum = np.sum(self._tail, axis=0)
+                self._sum = np.sum(self._tail, axis=1)
             start = stop
-        return out
+        return out.T
 
-    def _segment(self, x: np.ndarray, out: np.ndarray) -> None:
-        n, w = len(x), self.window
-        sq = x * x
-        hist = np.concatenate([self._tail, sq])  # hist[i] is sq[i - w]
-        acc = np.empty((n + 1, self.n_channels))
-        acc[0] = self._sum
-        np.subtract(sq, hist[:n], out=acc[1:])
-        np.cumsum(acc, axis=0, out=acc)
-        self._sum = acc[-1].copy()
-        self._tail = hist[-w:].copy()
-        np.maximum(acc[1:], 0.0, out=acc[1:])  # rounding may dip a hair below zero
-        np.sqrt(acc[1:] / w, out=out)
+    def _segment(self, xt: np.ndarray, out: np.ndarray) -> None:
+        n, w = xt.shape[1], self.window
+        hist = np.empty((self.n_channels, w + n))  # hist[:, i] is the square of sample i - w
+        hist[:, :w] = self._tail
+        np.multiply(xt, xt, out=hist[:, w:])
+        acc = np.empty((self.n_channels, n + 1))
+        acc[:, 0] = self._sum
+        np.subtract(hist[:, w:], hist[:, :n], out=acc[:, 1:])
+        np.cumsum(acc, axis=1, out=acc)
+        self._sum = acc[:, -1].copy()
+        self._tail = hist[:, -w:].copy()
+        np.maximum(acc[:, 1:], 0.0, out=acc[:, 1:])  # rounding may dip a hair below zero
+        np.multiply(acc[:, 1:], 1.0 / w, out=out)
+        np.sqrt(out, out=out)
 
 
 class LowpassEnvelopeStage:
