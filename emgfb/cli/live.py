@@ -30,6 +30,21 @@ def parse_size(text: str) -> tuple[int, int]:
     return w, h
 
 
+def check_display() -> None:
+    """Fail with one line, instead of a Qt abort, when there is no display to open."""
+    import os
+    import sys
+
+    from emgfb.errors import ConfigError
+
+    if os.environ.get("QT_QPA_PLATFORM") or not sys.platform.startswith("linux"):
+        return
+    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        raise ConfigError(
+            "no display: run it in a desktop session, under xvfb-run, or with "
+            "QT_QPA_PLATFORM=offscreen and --screenshot PNG")
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``live`` subcommand."""
     p = subparsers.add_parser(
@@ -53,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
     from emgfb.live import LiveSession
 
     size = parse_size(args.size)
+    check_display()
     session = LiveSession(args.source, montage=args.montage, dsp_config=args.dsp,
                           record_path=args.record, subject=args.subject)
     session.start()

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from urllib.parse import quote
 
-from emgfb.cli.live import add_screenshot_args, parse_size
+from emgfb.cli.live import add_screenshot_args, check_display, parse_size
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -59,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.speed > 0:
         raise ConfigError(f"--speed {args.speed}: expected > 0")
     size = parse_size(args.size)
+    check_display()
     info = replay_info(path)
     url = f"file://{quote(str(path))}?speed={args.speed:g}&start={args.start:g}"
     session = LiveSession(url, dsp_config=args.dsp)

@@ -18,7 +18,14 @@ from PyQt5 import QtCore, QtWidgets
 
 from emgfb.gui import theme
 from emgfb.gui.model import DisplayModel
-from emgfb.gui.widgets import MUSCLE_ACTIONS, PairBars, make_plot, muscle_name
+from emgfb.gui.widgets import (
+    MUSCLE_ACTIONS,
+    PairBars,
+    add_curve,
+    make_plot,
+    muscle_name,
+    set_curve,
+)
 
 #: Half-width of the target band (DOMAIN.md §4: ±10 % counts as on target).
 TARGET_TOLERANCE = 0.10
@@ -88,8 +95,8 @@ class PairRow(QtWidgets.QFrame):
                                             pen=pg.mkPen(theme.CEILING_OK, width=2,
                                                          style=QtCore.Qt.DashLine))
         item.addItem(self.ceiling_line)
-        self.healthy_curve = item.plot(pen=theme.pen(theme.HEALTHY, 2), connect="finite")
-        self.affected_curve = item.plot(pen=theme.pen(theme.AFFECTED, 3), connect="finite")
+        self.healthy_curve = add_curve(self.plot, theme.HEALTHY, 2)
+        self.affected_curve = add_curve(self.plot, theme.AFFECTED, 3)
         lay.addWidget(self.plot, 1)
 
     def set_guides(self, target: tuple[float, float] | None, ceiling: float | None) -> None:
@@ -226,8 +233,8 @@ class FeedbackView(QtWidgets.QWidget):
         ex, syn = self.exercise_muscle, self.synkinesis_muscle
         mirror = self.mirror_box.isChecked()
         for r in self.rows:
-            r.affected_curve.setData(x, act.y(r.affected), connect="finite")
-            r.healthy_curve.setData(x, act.y(r.healthy), connect="finite")
+            set_curve(r.affected_curve, x, act.y(r.affected))
+            set_curve(r.healthy_curve, x, act.y(r.healthy))
             a, h = float(latest[r.affected]), float(latest[r.healthy])
             target = None
             if r.muscle == ex:

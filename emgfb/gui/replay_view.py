@@ -15,7 +15,7 @@ from PyQt5 import QtCore, QtWidgets
 
 from emgfb.gui import theme
 from emgfb.gui.model import DisplayModel
-from emgfb.gui.widgets import Timeline, make_plot, muscle_name
+from emgfb.gui.widgets import Timeline, make_plot, muscle_name, set_curve
 
 SPEEDS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
 
@@ -137,4 +137,4 @@ class ReplayView(QtWidgets.QWidget):
             self._window_s = env.window_s
             self.plot.setXRange(-env.window_s, 0, padding=0)
         for i, c in enumerate(self.curves):
-            c.setData(env.x, env.y(i), connect="finite")
+            set_curve(c, env.x, env.y(i))

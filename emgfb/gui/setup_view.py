@@ -18,7 +18,7 @@ from PyQt5 import QtCore, QtWidgets
 
 from emgfb.gui import theme
 from emgfb.gui.model import DisplayModel
-from emgfb.gui.widgets import ChannelCard, make_plot
+from emgfb.gui.widgets import ChannelCard, add_curve, make_plot, set_curve
 
 WINDOWS_S = (2, 5, 10)
 SCALES_UV = (25, 50, 100, 250, 500, 1000)
@@ -105,10 +105,8 @@ class SetupView(QtWidgets.QWidget):
             item.showAxis("bottom", last)
             if last:
                 item.setLabel("bottom", "time (s), newest at right")
-            raw = item.plot(pen=theme.pen(theme.RAW_TRACE), connect="finite")
-            env = item.plot(pen=theme.pen(theme.ENVELOPE, 2), connect="finite")
-            for c in (raw, env):
-                c.setClipToView(True)
+            raw = add_curve(plot, theme.RAW_TRACE)
+            env = add_curve(plot, theme.ENVELOPE, 2)
             grid.addWidget(card, i, 0)
             grid.addWidget(plot, i, 1)
             grid.setRowStretch(i, 1)
@@ -142,8 +140,8 @@ class SetupView(QtWidgets.QWidget):
         m = self.model
         x_raw, x_env = m.filtered.x, m.envelope.x
         for i in range(len(self.plots)):
-            self.raw_curves[i].setData(x_raw, m.filtered.y(i), connect="finite")
-            self.env_curves[i].setData(x_env, m.envelope.y(i), connect="finite")
+            set_curve(self.raw_curves[i], x_raw, m.filtered.y(i))
+            set_curve(self.env_curves[i], x_env, m.envelope.y(i))
         self._quality_clock += 1
         if self._quality_clock % 6 == 1:  # badges change slowly: ~10 Hz is plenty
             self.refresh_quality()

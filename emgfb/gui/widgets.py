@@ -13,6 +13,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 
+import numpy as np
 import pyqtgraph as pg
 from PyQt5 import QtCore, QtGui, QtWidgets
 
@@ -73,12 +74,55 @@ def make_plot(on_paint: Callable[[float], None] | None = None) -> TimedPlotWidge
     w.setAntialiasing(False)
     item = w.getPlotItem()
     item.showGrid(x=True, y=True, alpha=theme.GRID_ALPHA)
-    item.setClipToView(True)
     for name in ("left", "bottom"):
         ax = item.getAxis(name)
         ax.setPen(pg.mkPen(theme.BORDER))
         ax.setTextPen(pg.mkPen(theme.TEXT_MUTED))
+        # Axes and grid only change with the (fixed) ranges: paint them from a pixmap
+        # instead of replaying their drawing on every frame.
+        ax.setCacheMode(QtWidgets.QGraphicsItem.DeviceCoordinateCache)
     return w
+
+
+class FixedBoundsCurve(pg.PlotCurveItem):
+    """A curve whose bounding rectangle is its x window, never computed from the data.
+
+    Views here have fixed ranges (no auto-range), so the data bounds pyqtgraph would
+    recompute (a NaN-aware min/max over every point, several times per frame) are not
+    needed; the ViewBox clips whatever lies outside its range.
+    """
+
+    _Y_SPAN = 1e5  # beyond any plotted range, small enough for int device coordinates
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._bounds = QtCore.QRectF()
+
+    def set_x_window(self, x0: float, x1: float) -> None:
+        """The x extent the data will occupy."""
+        rect = QtCore.QRectF(x0, -self._Y_SPAN, max(x1 - x0, 1e-9), 2 * self._Y_SPAN)
+        if rect != self._bounds:
+            self.prepareGeometryChange()
+            self._bounds = rect
+
+    def boundingRect(self) -> QtCore.QRectF:  # noqa: N802 - Qt override
+        return self._bounds
+
+
+def add_curve(plot: pg.PlotWidget, color: str, width: int = 1) -> FixedBoundsCurve:
+    """A bare curve (no PlotDataItem layer: the data arrive already decimated)."""
+    curve = FixedBoundsCurve(pen=theme.pen(color, width), connect="finite")
+    plot.getPlotItem().addItem(curve)
+    return curve
+
+
+def set_curve(curve: pg.PlotCurveItem, x: np.ndarray, y: np.ndarray) -> None:
+    """New data for ``curve``; NaN (gaps) break the line, and the finite check runs only
+    when there are gaps."""
+    if isinstance(curve, FixedBoundsCurve) and len(x):
+        curve.set_x_window(float(x[0]), float(x[-1]))
+    gaps = bool(np.isnan(y).any())
+    curve.setData(x, y, connect="finite", skipFiniteCheck=not gaps)
 
 
 def quality_style(state: str) -> str:
