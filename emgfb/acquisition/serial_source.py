@@ -280,6 +280,7 @@ class SerialSource(Source):
         self._queue: collections.deque[tuple[DecodedFrames, float]] = collections.deque()
         self._cond = threading.Condition()
         self._stop_evt = threading.Event()
+        self._drain_evt = threading.Event()  # stop() sent 'stop': read until quiet, then end
         self._thread: threading.Thread | None = None
         self._last_frame_mono = 0.0
 
@@ -302,6 +303,7 @@ class SerialSource(Source):
             raise
         self._info = info
         self._stop_evt.clear()
+        self._drain_evt.clear()
         self._begin_run(port, first_tick=0)
         self._set_status("streaming", info.line)
         self._thread = threading.Thread(
@@ -329,18 +331,23 @@ class SerialSource(Source):
         )
 
     def stop(self) -> None:
-        """Send ``stop``, join the reader thread and close the port (idempotent)."""
-        self._stop_evt.set()
+        """Send ``stop``, deliver what the board still sends, join the thread, close.
+
+        While streaming, the reader keeps decoding after ``stop`` until the board has been
+        quiet for 50 ms (at most 1 s), so every frame the board sent is counted and can
+        still be :meth:`read`. Idempotent.
+        """
         thread, self._thread = self._thread, None
+        if thread is not None and self.status.state == "streaming":
+            self._drain_evt.set()
+            self._send_stop(self._port)
+            thread.join(_DRAIN_MAX + 2 * _PORT_TIMEOUT)
+        self._stop_evt.set()
         if thread is not None:
             thread.join()
         port, self._port = self._port, None
         if port is not None:
-            try:
-                port.write(b"stop\n")
-                port.flush()
-            except (serial.SerialException, OSError) as exc:
-                log.info("%s: could not send 'stop' (port gone?): %s", self.target, exc)
+            self._send_stop(port)
             port.close()
         self._refresh_stats()
         if self.status.state not in ("failed",):
@@ -349,6 +356,15 @@ class SerialSource(Source):
             self._cond.notify_all()
 
     # -- internals -----------------------------------------------------------------------
+
+    def _send_stop(self, port: serial.SerialBase | None) -> None:
+        if port is None:
+            return
+        try:
+            port.write(b"stop\n")
+            port.flush()
+        except (serial.SerialException, OSError) as exc:
+            log.info("%s: could not send 'stop' (port gone?): %s", self.target, exc)
 
     def _set_status(self, state: str, detail: str) -> None:
         self.status.state, self.status.detail = state, detail
@@ -403,7 +419,7 @@ class SerialSource(Source):
         try:
             while not self._stop_evt.is_set():
                 reason = self._pump()
-                if reason is None:
+                if reason is None or self._drain_evt.is_set():
                     break
                 log.warning("%s: %s", self.target, reason)
                 self.status.errors.append(reason)
@@ -427,12 +443,17 @@ class SerialSource(Source):
         assert port is not None and dec is not None
         silence, poll = self.options.silence, self.options.poll
         big = dec.frame_len * 64
+        last_data = time.monotonic()
         while not self._stop_evt.is_set():
             try:
                 data = _read_some(port)
             except (serial.SerialException, OSError) as exc:
                 return f"port lost: {exc}"
             now = time.monotonic()
+            if data:
+                last_data = now
+            elif self._drain_evt.is_set() and now - last_data > _DRAIN_QUIET:
+                return None  # stop() was sent and the board has gone quiet
             if data:
                 frames = dec.feed(data)
                 if len(frames):
