@@ -85,3 +85,32 @@ def test_missing_port_in_a_real_process(tmp_path):
 def test_bad_seconds_is_a_user_error(board, capsys):
     assert main(["stream", "--source", f"serial://{board.link}", "--seconds", "0"]) == 2
     assert "--seconds 0.0: expected a positive number" in capsys.readouterr().err
+
+
+def test_two_processes_virtual_board_faults_match_stream_json(tmp_path):
+    """Public interfaces only: `emgfb virtual-board --faults` and `emgfb stream --json`."""
+    link = tmp_path / "ttyVB"
+    board = subprocess.Popen(
+        [sys.executable, "-m", "emgfb", "virtual-board", "--channels", "8", "--fs", "2000",
+         "--pattern", "ramp", "--link", str(link), "--faults",
+         "flip=0.002,drop_byte=0.002,drop_frame=0.002,garbage=0.002,stall=0.0005,seed=3"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert board.stdout.readline().strip() == str(link)
+        proc = subprocess.run(
+            [sys.executable, "-m", "emgfb", "stream", "--source", f"serial://{link}",
+             "--seconds", "1", "--json"],
+            capture_output=True, text=True, timeout=60,
+        )
+    finally:
+        board.terminate()
+        counters_text, _ = board.communicate(timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    s = json.loads(proc.stdout)
+    inj = dict(line.split(": ") for line in counters_text.strip().splitlines())
+    assert int(inj["bit_flips"]) + int(inj["garbage_bursts"]) > 0
+    assert (s["frames"], s["crc_errors"], s["lost_ticks"], s["bytes_skipped"],
+            s["overrun_flags"]) == tuple(int(inj[f"expected_{k}"]) for k in (
+                "frames", "crc_errors", "lost_ticks", "bytes_skipped", "overrun_flags"))
+    assert s["channels"] == 8 and s["fs_nominal"] == 2000 and s["reconnects"] == 0
