@@ -29,8 +29,9 @@ run (``start`` .. ``stop``) with :class:`~emgfb.protocol.FrameDecoder`:
 - dropped frame: a frame not sent. lost_ticks +1.
 - garbage burst: 1..garbage_max bytes (never 0xA5 or 0x5A) between two frames.
   bytes_skipped +k.
-- stall: the board stops sending for ``stall_ms`` (s ticks, lost on the board); the next
-  frame carries the overrun flag. lost_ticks +s, overrun_flags +1.
+- stall: the board stops sending for ``stall_ms`` (s ticks, lost on the board; at speed 0
+  there is no pause, only the loss); the next frame carries the overrun flag.
+  lost_ticks +s, overrun_flags +1.
 - disconnect: the pty is closed and the link removed for ``outage_ms``, then a new pty is
   linked and the board reboots (EMGFB line, stopped). The driver must reconnect and
   estimate the gap from its clock.

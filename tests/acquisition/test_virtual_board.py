@@ -249,3 +249,16 @@ def test_cli_serves_a_pty_until_terminated():
         out, err = proc.communicate(timeout=10)
     assert proc.returncode == 0, err
     assert "dropped_frames" in out and "frames_sent" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragment"),
+    [(["--channels", "20"], "n_channels=20"), (["--faults", "flip=0.5"], "flip=0.5"),
+     (["--speed", "-2"], "speed=-2.0")],
+)
+def test_cli_rejects_bad_options_with_one_line(argv, fragment, capsys):
+    from emgfb.cli import main
+
+    assert main(["virtual-board", *argv]) == 2
+    err = capsys.readouterr().err
+    assert fragment in err and err.count("\n") == 1
