@@ -85,7 +85,7 @@ from emgfb.protocol import (
 
 log = logging.getLogger(__name__)
 
-_BATCH_S = 0.005  # paced boards send in batches of 5 ms of board time
+_BATCH_S = 0.01  # paced boards send in batches of 10 ms of board time (CPU vs latency)
 _UNPACED_BATCH = 256  # frames per batch at speed 0
 _HIGH_WATER = 1 << 16  # bytes queued before the board waits for the reader
 _MAX_BACKLOG_S = 0.5  # a reader further behind slows the board (back-pressure)
