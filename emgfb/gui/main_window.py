@@ -40,13 +40,17 @@ class FrameStats:
     def __init__(self) -> None:
         self.paints: collections.deque[float] = collections.deque(maxlen=240)
         self.latencies: collections.deque[float] = collections.deque(maxlen=4096)
+        #: (paint wall time, newest sample index drawn) of recent paints with new data
+        self.drawn: collections.deque[tuple[float, int]] = collections.deque(maxlen=4096)
         self.pending_host_time: float | None = None
+        self.pending_index = -1
 
     def painted(self, t: float) -> None:
         """Record a real paint at wall time ``t``; closes a pending latency stamp."""
         self.paints.append(t)
         if self.pending_host_time is not None:
             self.latencies.append(t - self.pending_host_time)
+            self.drawn.append((t, self.pending_index))
             self.pending_host_time = None
 
     def fps(self, now: float | None = None) -> float:
@@ -226,6 +230,7 @@ class MainWindow(QtWidgets.QMainWindow):
         if self.model.update():
             self.tabs.currentWidget().refresh()
             self.frame_stats.pending_host_time = self.model.newest_host_time
+            self.frame_stats.pending_index = self.model.newest_index
         if self.replay_bar is not None:
             pos = self.session.position_s
             if pos is not None:

@@ -31,7 +31,7 @@ class DisplayModel:
     """
 
     def __init__(self, session: LiveSession, setup_window_s: float = 5.0,
-                 feedback_window_s: float = 10.0, n_bins: int = 700):
+                 feedback_window_s: float = 10.0, n_bins: int = 500):
         self.session = session
         self.n_bins = n_bins
         self.feedback_window_s = feedback_window_s

@@ -106,7 +106,7 @@ class SetupView(QtWidgets.QWidget):
             if last:
                 item.setLabel("bottom", "time (s), newest at right")
             raw = add_curve(plot, theme.RAW_TRACE)
-            env = add_curve(plot, theme.ENVELOPE, 2)
+            env = add_curve(plot, theme.ENVELOPE)
             grid.addWidget(card, i, 0)
             grid.addWidget(plot, i, 1)
             grid.setRowStretch(i, 1)

@@ -18,7 +18,7 @@ GRID_ALPHA = 0.12
 
 #: Signal colours (set-up view).
 RAW_TRACE = "#7D93AB"
-ENVELOPE = "#0B6E79"
+ENVELOPE = "#08525A"
 
 #: Sides in the feedback view: affected and healthy, distinguishable for colour-blind users.
 AFFECTED = "#2F6DB5"
