@@ -167,8 +167,8 @@ def write_waveform_file(path: str | Path, millivolts: np.ndarray, rate_hz: float
         Integer millivolts, shape ``(n_rows, n_channels)``; column ``c`` drives input
         ``Ac``. Rows are played at ``rate_hz`` and repeat after the last one.
     rate_hz
-        Row rate. With ``rate_hz`` equal to the board's sample rate, tick ``k`` of the
-        first ``start`` samples row ``k mod n_rows`` on every channel.
+        Row rate. With ``rate_hz`` equal to the board's sample rate, tick ``k`` after each
+        ``start`` samples row ``k mod n_rows`` on every channel.
     """
     mv = np.asarray(millivolts)
     if mv.ndim != 2 or not 1 <= mv.shape[1] <= 16 or len(mv) == 0:
@@ -234,8 +234,11 @@ class SimStats:
     sim_seconds, wall_seconds, speed
         Simulated time, wall time and their ratio.
     cpu_load, cpu_load_sampling
-        Fraction of AVR cycles not spent sleeping, overall and between the first and the
-        last ADC conversion.
+        Fraction of AVR cycles not spent sleeping, overall and during the latest sampling
+        run (from its first to the last ADC conversion).
+    sampling_runs
+        Sampling runs seen (a run starts with the first conversion after 100 ms without
+        any; the firmware's warm-up conversion at boot counts as one).
     adc_conversions, bytes_out, bytes_in
         Conversions started; UART bytes sent by the board and fed to it.
     """
@@ -247,6 +250,7 @@ class SimStats:
     sleep_cycles: int
     cpu_load: float
     cpu_load_sampling: float
+    sampling_runs: int
     adc_conversions: int
     bytes_out: int
     bytes_in: int
@@ -260,8 +264,8 @@ class AvrSimBoard:
     sines
         Sine components on analog inputs.
     waveform
-        A waveform file (see :func:`write_waveform_file`); its rows start at the first
-        ADC conversion after launch.
+        A waveform file (see :func:`write_waveform_file`); it restarts at row 0 with each
+        sampling run (the first conversion after 100 ms without any, i.e. each ``start``).
     speed
         Pace at this multiple of real time; 0 runs as fast as the reader takes the bytes.
     max_seconds

@@ -198,8 +198,10 @@ static void tx_put_uint(uint16_t v)
 
 static void uart_init(void)
 {
-  UBRR0 = (uint16_t)UBRR_VALUE;
+  /* U2X0 before UBRR0: simavr derives its byte time when UBRR0L is written (the real
+   * chip does not care about the order). */
   UCSR0A = _BV(U2X0);
+  UBRR0 = (uint16_t)UBRR_VALUE;
   UCSR0C = _BV(UCSZ01) | _BV(UCSZ00);  /* 8N1 */
   UCSR0B = _BV(RXEN0) | _BV(TXEN0) | _BV(RXCIE0);
 }
@@ -414,6 +416,12 @@ void setup()
   TIMSK0 = 0;  /* no millis(): Timer0's 1 kHz interrupt would only add jitter and load */
   uart_init();
   set_sleep_mode(SLEEP_MODE_IDLE);
+  /* One polled conversion now: the first after enabling the ADC takes 25 ADC clocks
+   * instead of 13 and would make tick 0 of the first run late at high rates. */
+  ADMUX = ADMUX_BASE;
+  ADCSRA = _BV(ADEN) | _BV(ADSC) | _BV(ADPS2) | _BV(ADPS1) | _BV(ADPS0);
+  while (ADCSRA & _BV(ADSC)) {
+  }
   sei();
   send_info();  /* once at boot, then wait for "start" */
 }

@@ -12,7 +12,8 @@
  * Usage: emgfb_simavr [options] FIRMWARE.elf
  *   --link PATH         also create a symlink PATH -> pty slave (removed at exit)
  *   --sine CH:HZ:AMP_MV[:OFFSET_MV[:PHASE_DEG]]   add a sine on analog input CH (repeatable)
- *   --wave FILE         add a waveform file (format in firmware/README.md)
+ *   --wave FILE         add a waveform file (format in firmware/README.md); it restarts at
+ *                       row 0 at each sampling run (first conversion after >= 100 ms idle)
  *   --speed X           pace at X times real time (default 0: as fast as possible)
  *   --max-seconds S     stop after S simulated seconds
  *   --stats FILE        write run statistics (JSON) to FILE at exit
@@ -84,6 +85,7 @@ static struct {
     /* statistics */
     uint64_t sleep_cycles, conversions, bytes_out, bytes_in;
     int triggered;
+    unsigned runs;
     uint64_t first_cycle, first_sleep, last_cycle, last_sleep;
 } H;
 
@@ -225,10 +227,14 @@ static void adc_trigger_hook(struct avr_irq_t *irq, uint32_t value, void *param)
         return;
     int src = (int)e.mux.src;
     uint64_t cyc = H.avr->cycle;
-    if (!H.triggered) {
+    if (!H.triggered || cyc - H.last_cycle > H.avr->frequency / 10) {
+        /* First conversion after 100 ms without any: a new sampling run (each "start";
+         * also the firmware's warm-up conversion at boot). The waveform file restarts at
+         * row 0 and the load statistics cover the latest run only. */
         H.triggered = 1;
         H.first_cycle = cyc;
         H.first_sleep = H.sleep_cycles;
+        H.runs++;
     }
     H.last_cycle = cyc;
     H.last_sleep = H.sleep_cycles;
@@ -236,8 +242,8 @@ static void adc_trigger_hook(struct avr_irq_t *irq, uint32_t value, void *param)
 
     double mv = 0.0;
     if (H.wave && src < H.wave_ch) {
-        /* Row i is held from a quarter row before first_cycle + i/rate: with rate == fs a
-         * whole tick's conversion chain reads the same row despite ISR jitter. */
+        /* Row i is held from a quarter row before first_cycle + i/rate: with rate == fs,
+         * every conversion of tick i reads row i, despite a few cycles of ISR jitter. */
         double x = (double)(cyc - H.first_cycle) * H.wave_rate / H.avr->frequency + 0.25;
         size_t row = (size_t)floor(x) % H.wave_len;
         mv += H.wave[row * (size_t)H.wave_ch + (size_t)src];
@@ -333,8 +339,8 @@ static void write_stats(const char *path, double wall)
     double load_stream = span > 0 ? 1.0 - (double)(H.last_sleep - H.first_sleep) / span : 0;
     fprintf(stderr,
             "emgfb_simavr: %.3f s simulated in %.3f s (%.2fx), AVR load %.1f %% (while "
-            "sampling %.1f %%), %llu conversions, %llu bytes out, %llu in\n",
-            sim, wall, wall > 0 ? sim / wall : 0, 100 * load, 100 * load_stream,
+            "sampling %.1f %%), %u sampling runs, %llu conversions, %llu bytes out, %llu in\n",
+            sim, wall, wall > 0 ? sim / wall : 0, 100 * load, 100 * load_stream, H.runs,
             (unsigned long long)H.conversions, (unsigned long long)H.bytes_out,
             (unsigned long long)H.bytes_in);
     if (!path)
@@ -345,10 +351,10 @@ static void write_stats(const char *path, double wall)
     fprintf(f,
             "{\"sim_seconds\": %.6f, \"wall_seconds\": %.6f, \"speed\": %.4f, "
             "\"cycles\": %llu, \"sleep_cycles\": %llu, \"cpu_load\": %.5f, "
-            "\"cpu_load_sampling\": %.5f, \"adc_conversions\": %llu, \"bytes_out\": %llu, "
-            "\"bytes_in\": %llu}\n",
+            "\"cpu_load_sampling\": %.5f, \"sampling_runs\": %u, \"adc_conversions\": %llu, "
+            "\"bytes_out\": %llu, \"bytes_in\": %llu}\n",
             sim, wall, wall > 0 ? sim / wall : 0, (unsigned long long)H.avr->cycle,
-            (unsigned long long)H.sleep_cycles, load, load_stream,
+            (unsigned long long)H.sleep_cycles, load, load_stream, H.runs,
             (unsigned long long)H.conversions, (unsigned long long)H.bytes_out,
             (unsigned long long)H.bytes_in);
     fclose(f);

@@ -114,3 +114,23 @@ def test_start_stop_restart(raw_board, fs: int) -> None:
     dec2 = FrameDecoder(6)
     again = raw_board.read_frames(dec2, 100)
     assert again.tick[0] == 0 and dec2.stats.lost_ticks == 0
+
+
+def test_slow_link_drops_are_counted_and_flagged(start_board, open_raw) -> None:
+    """A board built for 250 kbaud cannot send 6 ch @ 2 kHz (36 kB/s): ticks it drops still
+    advance seq, and the next frame after each gap carries the overrun flag."""
+    build = avrsim.build_firmware(
+        avrsim.BUILD_DIR / "fs2000_250k", fs_hz=2000, channels=6, baud=250_000
+    )
+    raw = open_raw(start_board(build=build).port)
+    raw.sync()
+    raw.send("start")
+    dec = FrameDecoder(6)
+    frames = raw.read_frames(dec, 3000)
+    gaps = np.diff(frames.tick, prepend=-1) > 1
+    assert dec.stats.crc_errors == dec.stats.bytes_skipped == 0
+    assert np.array_equal(frames.overrun, gaps)  # flagged exactly after each gap
+    lost = dec.stats.lost_ticks
+    assert lost == int(frames.tick[-1]) + 1 - len(frames)
+    # simavr sends 11 bits per byte: 250000 / 11 / 18 = 1263 of 2000 frames/s get through
+    assert 0.3 < lost / (frames.tick[-1] + 1) < 0.45
