@@ -11,8 +11,11 @@ numpy and h5py.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import logging
+import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +29,9 @@ from emgfb.protocol import BoardInfo
 from emgfb.recording import schema as S
 
 log = logging.getLogger(__name__)
+
+#: Metadata read attempts when opening a file its writer never closed (HDF5 default: 100).
+_SWMR_READ_ATTEMPTS = 2
 
 
 def _open_h5(path: Path) -> tuple[h5py.File, bool]:
@@ -50,13 +56,41 @@ def _open_h5(path: Path) -> tuple[h5py.File, bool]:
         return h5py.File(path, "r"), False
     except OSError as exc:
         first = str(exc)
-    try:
-        # a writer killed while in SWMR mode leaves "open for write" flags set
-        return h5py.File(path, "r", swmr=True), True
-    except OSError:
-        pass
+    if "already open for" in first:
+        # a writer killed while in SWMR mode leaves "open for write" flags set; only an
+        # SWMR reader may open such a file
+        try:
+            return _open_swmr_read(path), True
+        except OSError as exc:
+            first = str(exc)
     reason = first.split("(", 1)[-1].rstrip(")") if "(" in first else first
     raise RecordingError(f"{path}: damaged or truncated HDF5 file ({reason.splitlines()[0]})")
+
+
+def _hdf5_library() -> ctypes.CDLL | None:
+    """The HDF5 C library h5py runs on (Linux: found in /proc/self/maps), or None."""
+    try:
+        maps = Path("/proc/self/maps").read_text()
+    except OSError:
+        return None
+    libs = sorted(set(re.findall(r"\S*/libhdf5(?:-[0-9a-f]+)?\.so[\d.]*", maps)))
+    if not libs:
+        return None
+    lib = ctypes.CDLL(libs[0])
+    lib.H5Pset_metadata_read_attempts.argtypes = [ctypes.c_int64, ctypes.c_uint]
+    lib.H5Pset_metadata_read_attempts.restype = ctypes.c_int
+    return lib
+
+
+def _open_swmr_read(path: Path) -> h5py.File:
+    """Open in SWMR-read mode with few metadata read attempts: HDF5's default (100, with
+    back-off sleeps) makes a damaged file hang for minutes instead of failing."""
+    fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
+    lib = _hdf5_library()
+    if lib is None or lib.H5Pset_metadata_read_attempts(fapl.id, _SWMR_READ_ATTEMPTS) < 0:
+        log.warning("%s: cannot limit HDF5 metadata read attempts; opening may be slow", path)
+    flags = h5py.h5f.ACC_RDONLY | h5py.h5f.ACC_SWMR_READ
+    return h5py.File(h5py.h5f.open(os.fsencode(path), flags, fapl=fapl))
 
 
 class Recording:
@@ -187,7 +221,13 @@ class Recording:
         start, stop = max(0, start), min(stop, self.n_samples)
         if stop <= start:
             return np.zeros((0, self.n_channels), self._file[S.COUNTS].dtype)
-        return self._file[S.COUNTS][start:stop]
+        try:
+            return self._file[S.COUNTS][start:stop]
+        except OSError as exc:
+            raise RecordingError(
+                f"{self.path}: damaged raw/counts rows {start}..{stop - 1} "
+                f"({str(exc).splitlines()[0]})"
+            ) from None
 
     def uv(self) -> np.ndarray:
         """All samples in microvolts, float64: ``(counts - offset_counts) * uv_per_count``."""

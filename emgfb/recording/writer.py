@@ -40,9 +40,14 @@ DEFAULT_COMPRESSION: str | None = "gzip"
 #: Rows per HDF5 chunk of the raw datasets (about 1 s at 2 kHz).
 CHUNK_ROWS = 2048
 #: Free bytes kept in reserve: the writer stops cleanly before the disk is this full.
-HEADROOM_BYTES = 1 << 20
+HEADROOM_BYTES = 256 << 10
 
 _SENTINEL = object()
+
+
+class _OutOfSpace(RecordingError):
+    """The disk or the file-size limit is nearly reached: stop cleanly while HDF5 can
+    still close the file."""
 
 
 def utc_now_iso() -> str:
@@ -261,6 +266,7 @@ class SessionWriter:
         self._thread: threading.Thread | None = None
         self._file: h5py.File | None = None
         self._error: RecordingError | None = None
+        self._out_of_space = False
         self._closed = False
         self._accepting = False
         self._flushed = threading.Condition()
@@ -395,7 +401,7 @@ class SessionWriter:
         if self._thread is not None:
             self._queue.put(_SENTINEL)
             self._thread.join()
-        if self._file is not None and not self.failed:
+        if self._file is not None and (not self.failed or self._out_of_space):
             self._finalise()
         log.info(
             "recording %s closed: %d samples, %d lost ticks%s", self.path, self.samples_written,
@@ -434,7 +440,12 @@ class SessionWriter:
                 if not self.failed:
                     try:
                         self._flush(pending, markers, calibration, final=done)
+                    except _OutOfSpace as exc:
+                        self._out_of_space = True
+                        self._fail(exc)
                     except Exception as exc:  # noqa: BLE001 - surfaced as .error, logged
+                        # HDF5 cannot recover from a failed write in SWMR mode: leave the
+                        # file alone; everything flushed before stays readable
                         self._fail(exc)
                 pending, markers, calibration = [], [], None
                 next_flush = time.monotonic() + self.flush_interval
@@ -457,12 +468,12 @@ class SessionWriter:
         st = os.statvfs(self.path.parent)
         free = st.f_bavail * st.f_frsize
         if free < need + HEADROOM_BYTES:
-            raise RecordingError(f"disk nearly full ({free / 1e6:.1f} MB free)")
+            raise _OutOfSpace(f"disk nearly full ({free / 1e6:.1f} MB free)")
         soft, _hard = resource.getrlimit(resource.RLIMIT_FSIZE)
         if soft != resource.RLIM_INFINITY:
             size = os.stat(self.path).st_size
             if size + need + HEADROOM_BYTES > soft:
-                raise RecordingError(
+                raise _OutOfSpace(
                     f"file size limit reached ({size / 1e6:.1f} MB of {soft / 1e6:.1f} MB)"
                 )
 
@@ -473,7 +484,8 @@ class SessionWriter:
         f = self._file
         assert f is not None
         n_new = sum(len(p[0]) for p in pending)
-        self._check_space(2 * n_new * (self.n_channels * 2 + 8) + 64 * len(markers) + 4096)
+        # uncompressed size bounds what this append adds (compression only shrinks it)
+        self._check_space(n_new * (self.n_channels * 2 + 8) + 64 * len(markers) + (64 << 10))
         if n_new:
             tick = np.concatenate([p[0] for p in pending])
             counts = np.concatenate([p[1] for p in pending])
@@ -532,6 +544,8 @@ class SessionWriter:
             with h5py.File(self.path, "r+") as g:
                 g.attrs["complete"] = True
                 g.attrs["end_time_utc"] = utc_now_iso()
+                if self._error is not None:
+                    g.attrs["stop_reason"] = str(self._error)
         except (OSError, RuntimeError) as exc:
             self._fail(exc)
 
