@@ -101,12 +101,12 @@ def _run_gui(session, mode: str, seconds: float, warmup: float, view: str,
 
     def begin() -> None:
         marks.update(cpu=time.process_time(), wall=time.monotonic(),
-                     paints=len(win.frame_stats.paints), lat=len(win.frame_stats.latencies),
+                     paints=win.frame_stats.n_paints, lat=len(win.frame_stats.latencies),
                      drawn=len(win.frame_stats.drawn))
 
     def end() -> None:
         marks.update(cpu1=time.process_time(), wall1=time.monotonic(),
-                     paints1=len(win.frame_stats.paints))
+                     paints1=win.frame_stats.n_paints)
         win.close()
 
     QtCore.QTimer.singleShot(int(warmup * 1000), begin)

@@ -44,10 +44,12 @@ class FrameStats:
         self.drawn: collections.deque[tuple[float, int]] = collections.deque(maxlen=4096)
         self.pending_host_time: float | None = None
         self.pending_index = -1
+        self.n_paints = 0  #: paints since construction (the deques keep only recent ones)
 
     def painted(self, t: float) -> None:
         """Record a real paint at wall time ``t``; closes a pending latency stamp."""
         self.paints.append(t)
+        self.n_paints += 1
         if self.pending_host_time is not None:
             self.latencies.append(t - self.pending_host_time)
             self.drawn.append((t, self.pending_index))
