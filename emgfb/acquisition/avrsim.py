@@ -237,8 +237,8 @@ class SimStats:
         Fraction of AVR cycles not spent sleeping, overall and during the latest sampling
         run (from its first to the last ADC conversion).
     sampling_runs
-        Sampling runs seen (a run starts with the first conversion after 100 ms without
-        any; the firmware's warm-up conversion at boot counts as one).
+        Sampling runs seen: the firmware's warm-up conversion at boot, then one per
+        ``start`` line the host sent.
     adc_conversions, bytes_out, bytes_in
         Conversions started; UART bytes sent by the board and fed to it.
     """
@@ -264,8 +264,8 @@ class AvrSimBoard:
     sines
         Sine components on analog inputs.
     waveform
-        A waveform file (see :func:`write_waveform_file`); it restarts at row 0 with each
-        sampling run (the first conversion after 100 ms without any, i.e. each ``start``).
+        A waveform file (see :func:`write_waveform_file`); it restarts at row 0 with the
+        first conversion after each ``start`` line the host sends.
     speed
         Pace at this multiple of real time; 0 runs as fast as the reader takes the bytes.
     max_seconds

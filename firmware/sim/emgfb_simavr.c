@@ -7,13 +7,14 @@
  * UART on a 1 ms simulated-time timer, honouring the UART's XON/XOFF. Analog inputs are
  * answered at the moment each conversion starts with a waveform value in millivolts at
  * the current *simulated* time, so runs are deterministic. Idle SLEEP is skipped (no
- * wall-clock waiting) unless --speed asks for pacing.
+ * wall-clock waiting) unless --speed asks for pacing; a board that has been idle (no UART
+ * traffic, no conversions) for 20 simulated ms runs at real time until something happens.
  *
  * Usage: emgfb_simavr [options] FIRMWARE.elf
  *   --link PATH         also create a symlink PATH -> pty slave (removed at exit)
  *   --sine CH:HZ:AMP_MV[:OFFSET_MV[:PHASE_DEG]]   add a sine on analog input CH (repeatable)
  *   --wave FILE         add a waveform file (format in firmware/README.md); it restarts at
- *                       row 0 at each sampling run (first conversion after >= 100 ms idle)
+ *                       row 0 with the first conversion after each "start" from the host
  *   --speed X           pace at X times real time (default 0: as fast as possible)
  *   --max-seconds S     stop after S simulated seconds
  *   --stats FILE        write run statistics (JSON) to FILE at exit
@@ -71,7 +72,8 @@ static struct {
     int xoff;
     avr_irq_t *uart_in, *adc_in;
     avr_cycle_count_t tick_cycles, max_cycles;
-    unsigned ticks;
+    unsigned ticks, idle_ticks;
+    uint64_t last_activity;
     /* waveforms */
     struct sine sines[MAX_SINES];
     int n_sines;
@@ -84,8 +86,10 @@ static struct {
     struct timespec wall0;
     /* statistics */
     uint64_t sleep_cycles, conversions, bytes_out, bytes_in;
-    int triggered;
+    int triggered, start_seen;
     unsigned runs;
+    char line[16];
+    size_t line_len;
     uint64_t first_cycle, first_sleep, last_cycle, last_sleep;
 } H;
 
@@ -173,6 +177,19 @@ static void uart_xoff_hook(struct avr_irq_t *irq, uint32_t value, void *param)
     H.xoff = 1;
 }
 
+/* Note a "start" command line from the host (see adc_trigger_hook). */
+static void watch_for_start(uint8_t b)
+{
+    if (b == '\n') {
+        H.line[H.line_len] = '\0';
+        if (strcmp(H.line, "start") == 0 || strcmp(H.line, "start\r") == 0)
+            H.start_seen = 1;
+        H.line_len = 0;
+    } else if (H.line_len < sizeof H.line - 1) {
+        H.line[H.line_len++] = (char)b;
+    }
+}
+
 /* Host -> UART: pass pending bytes while the UART's input FIFO has room. */
 static void feed_input(void)
 {
@@ -184,8 +201,11 @@ static void feed_input(void)
         H.in_pos = 0;
         H.bytes_in += (uint64_t)n;
     }
-    while (H.in_pos < H.in_len && !H.xoff)
-        avr_raise_irq(H.uart_in, H.in[H.in_pos++]);
+    while (H.in_pos < H.in_len && !H.xoff) {
+        uint8_t b = H.in[H.in_pos++];
+        watch_for_start(b);
+        avr_raise_irq(H.uart_in, b);
+    }
 }
 
 static void pace(void)
@@ -201,6 +221,21 @@ static void pace(void)
     }
 }
 
+/* Unpaced, an idle board (stopped, waiting for a command) would still simulate its sleep
+ * as fast as possible and burn a core: after 20 ms without UART traffic or conversions,
+ * wait up to 1 ms of wall time per simulated ms for host input instead. */
+static void idle_wait(void)
+{
+    uint64_t activity = H.bytes_out + H.bytes_in + H.conversions;
+    struct pollfd p[2] = {{.fd = H.master, .events = POLLIN}, {.fd = 0, .events = POLLIN}};
+    H.idle_ticks = activity == H.last_activity ? H.idle_ticks + 1 : 0;
+    H.last_activity = activity;
+    if (H.speed <= 0 && H.idle_ticks > 20 && H.in_pos == H.in_len &&
+        poll(p, H.watch_stdin ? 2 : 1, 1) > 0 && H.watch_stdin && p[1].revents &&
+        stdin_closed())
+        g_stop = 1;
+}
+
 static avr_cycle_count_t periodic(avr_t *avr, avr_cycle_count_t when, void *param)
 {
     (void)avr;
@@ -208,6 +243,7 @@ static avr_cycle_count_t periodic(avr_t *avr, avr_cycle_count_t when, void *para
     flush_out();
     feed_input();
     pace();
+    idle_wait();
     if (++H.ticks % 64 == 0 && stdin_closed())
         g_stop = 1;
     return when + H.tick_cycles;
@@ -227,11 +263,13 @@ static void adc_trigger_hook(struct avr_irq_t *irq, uint32_t value, void *param)
         return;
     int src = (int)e.mux.src;
     uint64_t cyc = H.avr->cycle;
-    if (!H.triggered || cyc - H.last_cycle > H.avr->frequency / 10) {
-        /* First conversion after 100 ms without any: a new sampling run (each "start";
-         * also the firmware's warm-up conversion at boot). The waveform file restarts at
-         * row 0 and the load statistics cover the latest run only. */
+    if (!H.triggered || H.start_seen) {
+        /* A new sampling run: the first conversion after the host sent a "start" line (or
+         * the very first, the firmware's warm-up at boot). The waveform file restarts at
+         * row 0 and the load statistics cover the latest run only. Keyed to the command,
+         * not to timing, so the result does not depend on how fast the host talks. */
         H.triggered = 1;
+        H.start_seen = 0;
         H.first_cycle = cyc;
         H.first_sleep = H.sleep_cycles;
         H.runs++;

@@ -15,6 +15,7 @@ import pytest
 
 from emgfb.acquisition import avrsim, open_source
 from emgfb.acquisition.source import SourceStats
+from emgfb.protocol import FrameDecoder
 
 pytestmark = pytest.mark.firmware
 
@@ -133,3 +134,14 @@ def test_recorded_waveform_comes_back_bit_exact(start_board, open_raw, tmp_path,
     expected = avrsim.expected_counts(mv[frames.tick % len(mv)])
     mismatch = np.argwhere(frames.counts != expected)
     assert len(mismatch) == 0, f"{len(mismatch)} samples differ, first at (tick, ch) {mismatch[0]}"
+
+    # a second run (protocol level) plays the file from its first row again
+    raw = open_raw(board.port)
+    raw.sync()
+    raw.send("start")
+    again = raw.read_frames(FrameDecoder(N_CH), 2000)
+    assert np.array_equal(again.counts, avrsim.expected_counts(mv[again.tick % len(mv)]))
+    raw.send("stop")
+    raw.sync()
+    stats = board.stop()
+    assert stats is not None and stats.sampling_runs == 3  # boot warm-up + two starts
