@@ -4,4 +4,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
-exec .venv/bin/emgfb stream --source "sim://?speed=1" --seconds 10 "$@"
+exec .venv/bin/emgfb live "$@"
