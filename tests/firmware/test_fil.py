@@ -47,8 +47,9 @@ def _acquire(board: avrsim.AvrSimBoard, open_raw, fs: int, n_frames: int) -> Acq
     raw.close()  # one reader per pty
 
     # poll: the driver batches reads every 20 ms by default (real time); the simulator runs
-    # several times faster, so read more often
-    source = open_source(f"{board.url}&poll=0.002")
+    # several times faster, so read more often. silence: a busy CI machine may starve the
+    # simulator for a moment; that must not count as an unplug.
+    source = open_source(f"{board.url}&poll=0.002&silence=10")
     chunks = []
     with source:
         assert (source.info.fs, source.info.n_channels, source.info.board) == (fs, N_CH, "uno")
