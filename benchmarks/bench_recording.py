@@ -163,8 +163,9 @@ def write_results(minutes, n_rows, rows, t_open, t_read, t_replay, t_proc) -> No
         "",
         f"{minutes:g} min of synthetic 10-bit EMG-like counts, 8 ch @ 2 kHz ({n_rows:,} "
         f"samples), {time.strftime('%Y-%m-%d')}, h5py {h5py.version.version}, HDF5 "
-        f"{h5py.version.hdf5_version}. The writer is fed 20-sample chunks and appends + "
-        "flushes once per 0.5 s of data (the live pattern, SWMR on). Baseline (PERFORMANCE.md): "
+        f"{h5py.version.hdf5_version}. The writer appends + flushes once per 0.5 s of data "
+        "(1000 rows; the write() column: 20-sample chunks), the live pattern, SWMR on. "
+        "Baseline (PERFORMANCE.md): "
         "plain h5py, 1 s appends, flush each, no SWMR, no compression, same run.",
         "",
         "| Writer | samples/s | x real time | vs baseline | MB per hour | write() call |",
