@@ -182,8 +182,8 @@ def main() -> None:
         "",
         "## Live per-chunk cost, 8 ch @ 2 kHz, default settings",
         "",
-        "| Chain | chunk | median µs | p99 µs | % of one core |",
-        "|---|---|---|---|---|",
+        "| Chain | chunk | median µs | p99 µs | % of one core (mean) | % (median) |",
+        "|---|---|---|---|---|---|",
     ]
     live = x[: 60 * FS]
     for chunk_ms in (5, 20):
@@ -197,10 +197,14 @@ def main() -> None:
         for label, step in chains:
             costs = live_costs(step, live, chunk)
             share = 100.0 * costs.sum() / (len(costs) * chunk / FS)
+            typical = 100.0 * np.median(costs) / (chunk / FS)
             lines.append(f"| {label} | {chunk_ms} ms ({chunk} samples) | "
                          f"{np.median(costs) * 1e6:,.0f} | "
-                         f"{np.percentile(costs, 99) * 1e6:,.0f} | {share:.2f} |")
-    lines += ["", "Goal: the live pipeline uses < 2 % of one core for 8 ch @ 2 kHz.", ""]
+                         f"{np.percentile(costs, 99) * 1e6:,.0f} | {share:.2f} | "
+                         f"{typical:.2f} |")
+    lines += ["", "Goal: the live pipeline uses < 2 % of one core for 8 ch @ 2 kHz. The mean "
+              "includes scheduler stalls of a shared 2-core machine (p99); the median is the "
+              "pipeline's own cost.", ""]
     text = "\n".join(lines)
     print(text)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
