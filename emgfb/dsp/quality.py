@@ -2,8 +2,8 @@
 
 This module owns :class:`SignalQuality`, which keeps the last ``window_s`` of raw µV (and
 the ADC-rail flags of the raw counts) per channel and, every ``update_s``, computes from one
-Hann-windowed spectrum: resting RMS in the EMG band (mains bins excluded), the mains-band
-power ratio, the power ratio below 20 Hz (motion artefact), the raw SD (flat line =
+Hann-windowed spectrum: resting RMS in the EMG band (mains bins excluded), the mains hum
+over the EMG floor (dB), the power ratio below 20 Hz (motion artefact), the raw SD (flat line =
 electrode off or shorted) and the % of samples at the ADC rails (clipping). Each indicator
 gets a good/warn/bad state from the ``[quality]`` thresholds, and each channel a one-line
 plain-language hint. Per-chunk cost is a ring-buffer copy; the FFT runs a few times a
@@ -46,8 +46,9 @@ class ChannelQuality:
         Channel index.
     rest_rms_uv
         RMS (µV) in the EMG band with the mains bins left out; 1-3 µV at relaxed rest.
-    mains_ratio
-        Power in the mains bands / power in 1 Hz..upper band corner.
+    mains_db
+        Mains hum over the EMG floor in dB: ``10*log10`` of the power in the mains bands over
+        the power in the EMG band without them. Leaky notch territory above ~30 dB.
     clipping_pct
         % of samples at 0 or the ADC maximum (NaN without raw counts and ADC range).
     raw_sd_uv
@@ -64,7 +65,7 @@ class ChannelQuality:
 
     channel: int
     rest_rms_uv: float = float("nan")
-    mains_ratio: float = float("nan")
+    mains_db: float = float("nan")
     clipping_pct: float = float("nan")
     raw_sd_uv: float = float("nan")
     motion_ratio: float = float("nan")
@@ -186,9 +187,10 @@ class SignalQuality:
         spec /= n * np.sum(win * win)  # one-sided: sum over bins ≈ mean square
         total = spec[mask_total].sum(axis=0)
         with np.errstate(divide="ignore", invalid="ignore"):
-            mains = np.where(total > 0, spec[mask_mains].sum(axis=0) / total, np.nan)
+            emg_power = spec[mask_emg].sum(axis=0)
+            mains = 10.0 * np.log10(spec[mask_mains].sum(axis=0) / emg_power)
             motion = np.where(total > 0, spec[mask_motion].sum(axis=0) / total, np.nan)
-        rest_rms = np.sqrt(spec[mask_emg].sum(axis=0))
+        rest_rms = np.sqrt(emg_power)
         clip_pct = (100.0 * self._clip[:n].mean(axis=0) if self._has_counts
                     else np.full(self.n_channels, np.nan))
         out = []
@@ -197,8 +199,8 @@ class SignalQuality:
             states = {
                 "flat": BAD if flat else GOOD,
                 "clipping": _grade(clip_pct[c], q.clipping_warn_pct, q.clipping_bad_pct),
-                "mains": UNKNOWN if flat else _grade(mains[c], q.mains_ratio_warn,
-                                                     q.mains_ratio_bad),
+                "mains": UNKNOWN if flat else _grade(mains[c], q.mains_db_warn,
+                                                     q.mains_db_bad),
                 "motion": UNKNOWN if flat else _grade(motion[c], q.motion_ratio_warn,
                                                       q.motion_ratio_bad),
                 "rest_rms": UNKNOWN if flat else _grade(rest_rms[c], q.rest_rms_warn_uv,

@@ -94,8 +94,8 @@ class QualityConfig:
     update_s: float = 0.25
     rest_rms_warn_uv: float = 5.0
     rest_rms_bad_uv: float = 15.0
-    mains_ratio_warn: float = 0.5
-    mains_ratio_bad: float = 0.9
+    mains_db_warn: float = 30.0
+    mains_db_bad: float = 40.0
     clipping_warn_pct: float = 0.1
     clipping_bad_pct: float = 1.0
     flat_sd_uv: float = 0.5
@@ -233,8 +233,8 @@ def load_dsp_config(path: str | Path | None = None) -> DspConfig:
          for name in _fields(QualityConfig)}
     if q["window_s"] < 0.1:
         raise t.fail("window_s", q["window_s"], "a value >= 0.1 s")
-    for stem in ("rest_rms", "mains_ratio", "clipping", "motion_ratio"):
-        suffix = "_pct" if stem == "clipping" else ("_uv" if stem == "rest_rms" else "")
+    for stem, suffix in (("rest_rms", "_uv"), ("mains_db", ""), ("clipping", "_pct"),
+                         ("motion_ratio", "")):
         warn, bad = f"{stem}_warn{suffix}", f"{stem}_bad{suffix}"
         if q[bad] < q[warn]:
             raise t.fail(bad, q[bad], f"a value >= {warn} = {q[warn]}")

@@ -16,7 +16,8 @@ def channels(rng) -> tuple[np.ndarray, np.ndarray]:
     t = np.arange(n) / FS
     rest = rng.standard_normal((n, 6)) * 2.0
     uv = rest.copy()
-    uv[:, 1] += 60 * np.sin(2 * np.pi * 50 * t)  # hum
+    uv[:, 0] += 15 * np.sin(2 * np.pi * 50 * t)  # the usual hum of an Arduino front-end
+    uv[:, 1] += 300 * np.sin(2 * np.pi * 50 * t)  # loose electrode: hum 45 dB over the floor
     uv[:, 2] = 0.0  # flat: electrode off / shorted
     uv[:, 3] += 200 * np.sin(2 * np.pi * 3 * t)  # cable swing
     uv[:, 4] *= 20.0  # tense at rest
@@ -33,6 +34,7 @@ def test_each_indicator_flags_its_own_artefact(channels) -> None:
         out = sq.update(uv[i:i + 10], counts[i:i + 10])
     by = {q.channel: q for q in out}
     assert by[0].state == "good" and 1.0 < by[0].rest_rms_uv < 3.0
+    assert by[0].states["mains"] == "good" and 15 < by[0].mains_db < 20
     assert by[1].states["mains"] == "bad" and "mains hum" in by[1].hint
     assert by[1].states["rest_rms"] == "good"  # the mains bins are left out of rest RMS
     assert by[2].states["flat"] == "bad" and by[2].hint.startswith("flat line")
