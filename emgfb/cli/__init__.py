@@ -3,8 +3,10 @@
 Each subcommand lives in its own module in this package and defines
 ``register(subparsers)``, which adds its parser and sets ``func`` (a callable taking the
 parsed ``argparse.Namespace`` and returning an exit code). Modules are discovered, so a new
-subcommand is a new file. User mistakes raise :class:`~emgfb.errors.EmgfbError` and leave
-as one line on stderr with exit code 2; Ctrl-C exits with 130.
+subcommand is a new file; they import heavy parts of the library (scipy, the GUI) inside
+``func``, so ``emgfb --help`` stays fast. User mistakes raise
+:class:`~emgfb.errors.EmgfbError` and leave as one line on stderr with exit code 2; Ctrl-C
+exits with 130.
 """
 
 from __future__ import annotations

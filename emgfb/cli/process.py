@@ -10,11 +10,12 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from emgfb.dsp import EnvelopePipeline, load_dsp_config
-from emgfb.dsp.settings import check_sample_rate
-from emgfb.dsp.signalfile import SignalTable, read_signal_csv, write_envelope_csv
 from emgfb.errors import ConfigError
+
+if TYPE_CHECKING:
+    from emgfb.dsp.signalfile import SignalTable
 
 log = logging.getLogger(__name__)
 UNITS = {"uv": 1.0, "µv": 1.0, "mv": 1000.0}
@@ -38,6 +39,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Read, process, write; return the exit code."""
+    from emgfb.dsp import EnvelopePipeline, load_dsp_config
+    from emgfb.dsp.settings import check_sample_rate
+    from emgfb.dsp.signalfile import read_signal_csv, write_envelope_csv
+
     config = load_dsp_config(args.config)
     scale = UNITS.get(args.unit.lower())
     if scale is None:
@@ -63,6 +68,7 @@ def _is_hdf5(path: Path) -> bool:
 
 
 def _read_recording(path: Path) -> tuple[SignalTable, object, object]:
+    from emgfb.dsp.signalfile import SignalTable
     from emgfb.recording.reader import open_recording
 
     with open_recording(path) as rec:

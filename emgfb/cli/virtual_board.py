@@ -9,8 +9,10 @@ from __future__ import annotations
 import argparse
 import signal
 import threading
+from typing import TYPE_CHECKING
 
-from emgfb.acquisition.virtual_board import FaultPlan, InjectedFaults, VirtualBoard
+if TYPE_CHECKING:
+    from emgfb.acquisition.virtual_board import InjectedFaults
 
 FAULTS_HELP = (
     "comma-separated key=value, e.g. 'flip=0.001,drop_frame=0.001,garbage=0.0005,"
@@ -35,6 +37,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Serve until interrupted; print the port first and the injected counters last."""
+    from emgfb.acquisition.virtual_board import FaultPlan, VirtualBoard
+
     board = VirtualBoard(
         n_channels=args.channels, fs=args.fs, seed=args.seed, speed=args.speed,
         faults=FaultPlan.from_spec(args.faults), link_path=args.link, pattern=args.pattern,
