@@ -38,19 +38,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Read, process, write; return the exit code."""
-    from emgfb.dsp import EnvelopePipeline, load_dsp_config
+    """Read, process, write; return the exit code.
+
+    A recording is processed with the DSP settings stored in it unless ``--config`` is given.
+    """
+    from emgfb.dsp import EnvelopePipeline, dsp_config_from_dict, load_dsp_config
     from emgfb.dsp.settings import check_sample_rate
     from emgfb.dsp.signalfile import read_signal_csv, write_envelope_csv
 
-    config = load_dsp_config(args.config)
     scale = UNITS.get(args.unit.lower())
     if scale is None:
         raise ConfigError(f"--unit = {args.unit!r}: expected uV or mV")
+    stored = None
     if _is_hdf5(args.input):
-        table, scale, offset = _read_recording(args.input)
+        table, scale, offset, stored = _read_recording(args.input)
     else:
         table, offset = read_signal_csv(args.input, args.fs), 0.0
+    if args.config is None and stored:  # re-process a recording as it was shown live
+        config = dsp_config_from_dict(stored, f"{args.input}: dsp_config")
+    else:
+        config = load_dsp_config(args.config)
     check_sample_rate(table.fs, f"{args.input}: sampling rate")
     pipe = EnvelopePipeline(config, table.fs, len(table.names), scale, offset)
     env = pipe.process_offline(table.data, zero_phase=args.zero_phase, tick=table.tick)
@@ -67,7 +74,7 @@ def _is_hdf5(path: Path) -> bool:
         return fh.read(8) == _HDF5_MAGIC
 
 
-def _read_recording(path: Path) -> tuple[SignalTable, object, object]:
+def _read_recording(path: Path) -> tuple[SignalTable, object, object, dict | None]:
     from emgfb.dsp.signalfile import SignalTable
     from emgfb.recording.reader import open_recording
 
@@ -75,4 +82,4 @@ def _read_recording(path: Path) -> tuple[SignalTable, object, object]:
         tick = rec.tick
         table = SignalTable(rec.counts.astype(float), list(rec.labels), rec.fs, tick,
                             (tick - tick[0]) / rec.fs)
-        return table, rec.uv_per_count, rec.offset_counts
+        return table, rec.uv_per_count, rec.offset_counts, rec.meta.get("dsp_config")

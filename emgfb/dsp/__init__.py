@@ -28,12 +28,13 @@ from emgfb.dsp.metrics import (
 )
 from emgfb.dsp.pipeline import EnvelopePipeline
 from emgfb.dsp.quality import ChannelQuality, SignalQuality
-from emgfb.dsp.settings import RMS_PRESETS_MS, DspConfig, load_dsp_config
+from emgfb.dsp.settings import RMS_PRESETS_MS, DspConfig, dsp_config_from_dict, load_dsp_config
 
 __all__ = [
     "RMS_PRESETS_MS", "Baseline", "ChannelQuality", "DspConfig", "EnvelopePipeline",
     "SignalQuality", "asymmetry_index", "baseline_subtracted", "cocon", "detect_onsets",
-    "is_symmetric", "load_dsp_config", "oral_ocular_index", "percent_of_healthy",
+    "dsp_config_from_dict", "is_symmetric", "load_dsp_config", "oral_ocular_index",
+    "percent_of_healthy",
     "percent_of_reference", "reference_contraction", "rest_baseline", "symmetry_ratio",
     "tkeo", "tkeo_activation",
 ]

@@ -158,7 +158,20 @@ def load_dsp_config(path: str | Path | None = None) -> DspConfig:
         the message names the file, the key, the value given and what was expected.
     """
     path = DEFAULT_DSP_CONFIG if path is None else resolve_config(path, "dsp")
-    top = Table(load_toml(path), path)
+    return dsp_config_from_dict(load_toml(path), path)
+
+
+def dsp_config_from_dict(data: dict[str, Any], source: str | Path = "stored DSP config"
+                         ) -> DspConfig:
+    """Validate a nested dict of settings (a parsed TOML file, or :meth:`DspConfig.as_dict`
+    as stored in a recording) and return the :class:`DspConfig`.
+
+    ``source`` names the origin in error messages; a ``source`` key in ``data`` (as written
+    by :meth:`DspConfig.as_dict`) is kept as the config's source.
+    """
+    data = dict(data)
+    path = data.pop("source", None) or source
+    top = Table(data, source)
     top.reject_unknown(_SECTIONS)
     d = DspConfig()
 

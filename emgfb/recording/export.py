@@ -200,16 +200,11 @@ def signal_values(rec: Any, what: str, dsp_config: str | Path | None = None
 
 def _session_dsp_config(rec: Any) -> Any:
     """The DSP config stored in the session if it loads, else the bundled default."""
-    from emgfb.dsp import load_dsp_config
+    from emgfb.dsp import dsp_config_from_dict, load_dsp_config
 
     stored = rec.meta.get("dsp_config")
     if stored:
-        from_dict = getattr(__import__("emgfb.dsp.settings", fromlist=["x"]),
-                            "dsp_config_from_dict", None)
-        if from_dict is not None:
-            return from_dict(stored)
-        log.info("session has a stored DSP config but emgfb.dsp cannot rebuild it from a "
-                 "dict; using the bundled default")
+        return dsp_config_from_dict(stored, f"{rec.path}: dsp_config")
     return load_dsp_config()
 
 

@@ -87,3 +87,28 @@ def test_time_rows_missing_are_gaps(tmp_path, make_emg, rng) -> None:
     row = 3000  # first row after the gap
     assert np.isnan(table.data[row:row + pipe.envelope_settle]).all()
     assert np.isfinite(table.data[row + pipe.envelope_settle:]).all()
+
+
+def test_process_recording_uses_its_stored_settings(tmp_path) -> None:
+    """A session recorded with the fast 50 ms preset is re-processed with it, not the default."""
+    from emgfb.recording.reader import open_recording
+
+    dsp = tmp_path / "fast.toml"
+    dsp.write_text('[envelope]\nwindow_ms = "fast"\n')
+    rec_path, out = tmp_path / "s.h5", tmp_path / "env.csv"
+    assert main(["record", "--source", "sim://?speed=0&seed=4", "--seconds", "3",
+                 "-o", str(rec_path), "--dsp", str(dsp)]) == 0
+    assert main(["process", str(rec_path), "-o", str(out)]) == 0
+    got = read_signal_csv(out).data
+    with open_recording(rec_path) as rec:
+        counts, fs, tick = rec.counts.astype(float), rec.fs, rec.tick
+        scale, offset = rec.uv_per_count, rec.offset_counts
+    fast = load_dsp_config(dsp)
+    assert fast.envelope.window_ms == 50.0
+    expect = EnvelopePipeline(fast, fs, counts.shape[1], scale, offset).process_offline(
+        counts, tick=tick)
+    default = EnvelopePipeline(load_dsp_config(), fs, counts.shape[1], scale,
+                               offset).process_offline(counts, tick=tick)
+    ok = ~np.isnan(expect)
+    assert np.allclose(got[ok], expect[ok], rtol=1e-8)
+    assert not np.allclose(got[ok & ~np.isnan(default)], default[ok & ~np.isnan(default)])

@@ -56,3 +56,15 @@ def test_partial_config_fills_defaults_and_presets(tmp_path) -> None:
 def test_missing_config_file() -> None:
     with pytest.raises(ConfigError, match="nope.toml: file not found"):
         load_dsp_config("nope.toml")
+
+
+def test_stored_settings_round_trip_and_are_validated() -> None:
+    from emgfb.dsp import dsp_config_from_dict
+    from emgfb.errors import ConfigError
+
+    cfg = load_dsp_config()
+    assert dsp_config_from_dict(cfg.as_dict()) == cfg
+    bad = cfg.as_dict()
+    bad["notch"]["mains_hz"] = 55
+    with pytest.raises(ConfigError, match=r"s\.h5: dsp_config: notch\.mains_hz = 55"):
+        dsp_config_from_dict(bad, "s.h5: dsp_config")
