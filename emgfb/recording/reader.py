@@ -164,8 +164,7 @@ class Recording:
             elif isinstance(value, np.generic):
                 value = value.item()
             meta[key] = value
-        cal = f[S.CALIBRATION_JSON][()]
-        meta["calibration"] = json.loads(bytes(cal).decode("utf-8")) if len(cal) else {}
+        meta["calibration"] = self.document("calibration") or {}
         meta["complete"] = bool(meta.get("complete", False))
         self.meta = meta
         self.montage: Montage = S.montage_from_dict(meta["montage"])
@@ -232,6 +231,22 @@ class Recording:
     def uv(self) -> np.ndarray:
         """All samples in microvolts, float64: ``(counts - offset_counts) * uv_per_count``."""
         return (self.counts.astype(np.float64) - self.offset_counts) * self.uv_per_count
+
+    def document(self, name: str) -> Any:
+        """The JSON document ``name`` (see :data:`emgfb.recording.schema.DOCUMENTS`:
+        ``"calibration"``, ``"protocol"``, ``"scores"``), or None if the session has none."""
+        if name not in S.DOCUMENTS:
+            raise ValueError(f"unknown document {name!r}; expected one of {list(S.DOCUMENTS)}")
+        path = S.DOCUMENTS[name]
+        if path not in self._file:  # written before this document existed
+            return None
+        raw = self._file[path][()]
+        if not len(raw):
+            return None
+        try:
+            return json.loads(bytes(raw).decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise RecordingError(f"{self.path}: {path} is not valid JSON ({exc})") from None
 
     @property
     def envelopes(self) -> np.ndarray | None:

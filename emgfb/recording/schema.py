@@ -34,6 +34,14 @@ CHANNELS = "channels"
 MARKERS = "markers"
 CALIBRATION = "calibration"
 CALIBRATION_JSON = "calibration/json"
+EXERCISES = "exercises"
+#: JSON documents a session can hold: name -> byte dataset. All are created with the file
+#: (nothing can be created once it is in SWMR mode) and may stay empty.
+DOCUMENTS = {
+    "calibration": CALIBRATION_JSON,
+    "protocol": "exercises/protocol",
+    "scores": "exercises/scores",
+}
 ENVELOPES = "envelopes"
 ENVELOPE_DATA = "envelopes/data"
 

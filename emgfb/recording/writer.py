@@ -138,9 +138,8 @@ def _create_layout(
         raw.create_dataset(name, shape=(0,), maxshape=(None,), dtype=dt, chunks=(256,))
     raw.create_dataset("overrun", shape=(0,), maxshape=(None,), dtype=np.int64, chunks=(256,))
     f.create_dataset(S.MARKERS, shape=(0,), maxshape=(None,), dtype=S.MARKER_DTYPE, chunks=(64,))
-    f.create_group(S.CALIBRATION).create_dataset(
-        "json", shape=(0,), maxshape=(None,), dtype=np.uint8, chunks=(4096,)
-    )
+    for path in S.DOCUMENTS.values():
+        f.create_dataset(path, shape=(0,), maxshape=(None,), dtype=np.uint8, chunks=(4096,))
 
 
 def _session_attrs(
@@ -390,9 +389,31 @@ class SessionWriter:
         ConfigError
             If the dict cannot be stored as JSON.
         """
-        doc = S.to_json(calibration, "calibration").encode("utf-8")
+        self.set_document("calibration", calibration)
+
+    def set_document(self, name: str, document: Any) -> None:
+        """Store a JSON document (replaces an earlier one of the same name).
+
+        Parameters
+        ----------
+        name
+            One of :data:`emgfb.recording.schema.DOCUMENTS`: ``"calibration"``,
+            ``"protocol"`` (the resolved exercise protocol) or ``"scores"`` (per-rep scores).
+        document
+            Anything JSON-serialisable.
+
+        Raises
+        ------
+        ValueError
+            For an unknown document name (a programming error).
+        ConfigError
+            If the document cannot be stored as JSON.
+        """
+        if name not in S.DOCUMENTS:
+            raise ValueError(f"unknown document {name!r}; expected one of {list(S.DOCUMENTS)}")
+        doc = S.to_json(document, name).encode("utf-8")
         if self._accepting:
-            self._queue.put(("calibration", doc))
+            self._queue.put(("document", name, doc))
 
     def close(self) -> None:
         """Stop accepting data, write what is queued, mark the file complete (idempotent)."""
@@ -420,7 +441,7 @@ class SessionWriter:
     def _run(self) -> None:
         pending: list[tuple] = []
         markers: list[Marker] = []
-        calibration: bytes | None = None
+        documents: dict[str, bytes] = {}
         next_flush = time.monotonic() + self.flush_interval
         done = False
         while not done:
@@ -437,11 +458,11 @@ class SessionWriter:
                 elif kind == "marker":
                     markers.append(item[1])
                 else:
-                    calibration = item[1]
+                    documents[item[1]] = item[2]
             if done or time.monotonic() >= next_flush:
                 if not self.failed:
                     try:
-                        self._flush(pending, markers, calibration, final=done)
+                        self._flush(pending, markers, documents, final=done)
                     except _OutOfSpace as exc:
                         self._out_of_space = True
                         self._fail(exc)
@@ -449,7 +470,7 @@ class SessionWriter:
                         # HDF5 cannot recover from a failed write in SWMR mode: leave the
                         # file alone; everything flushed before stays readable
                         self._fail(exc)
-                pending, markers, calibration = [], [], None
+                pending, markers, documents = [], [], {}
                 next_flush = time.monotonic() + self.flush_interval
 
     def _fail(self, exc: BaseException) -> None:
@@ -480,7 +501,7 @@ class SessionWriter:
                 )
 
     def _flush(
-        self, pending: list[tuple], markers: list[Marker], calibration: bytes | None,
+        self, pending: list[tuple], markers: list[Marker], documents: dict[str, bytes],
         final: bool,
     ) -> None:
         f = self._file
@@ -529,10 +550,10 @@ class SessionWriter:
                     samples = np.minimum(samples, self.samples_written + n_new)
                 _append(f[S.MARKERS], _marker_rows(ready, samples))
                 self._pending_markers = [m for m in self._pending_markers if m not in ready]
-        if calibration is not None:
-            ds = f[S.CALIBRATION_JSON]
-            ds.resize(len(calibration), axis=0)
-            ds[:] = np.frombuffer(calibration, dtype=np.uint8)
+        for name, doc in documents.items():
+            ds = f[S.DOCUMENTS[name]]
+            ds.resize(len(doc), axis=0)
+            ds[:] = np.frombuffer(doc, dtype=np.uint8)
         f.flush()
         with self._flushed:
             self.samples_written += n_new
@@ -634,7 +655,7 @@ def write_arrays(
     if not fs > 0:
         raise RecordingError(f"{path}: fs = {fs}: expected a positive sample rate")
     meta = dict(meta or {})
-    calibration = meta.pop("calibration", None)
+    documents = {name: meta.pop(name) for name in S.DOCUMENTS if meta.get(name) is not None}
     host_time = meta.pop("host_time", None)
     start_time = meta.pop("start_time_utc", None) or utc_now_iso()
     subject, notes = meta.pop("subject", ""), meta.pop("notes", "")
@@ -664,9 +685,9 @@ def write_arrays(
                 samples = S.tick_to_sample([m.tick for m in markers], int(tick[0]) if n else 0,
                                            gaps)
                 _append(f[S.MARKERS], _marker_rows(markers, np.minimum(samples, n)))
-            if calibration is not None:
-                doc = S.to_json(calibration, "calibration").encode("utf-8")
-                _append(f[S.CALIBRATION_JSON], np.frombuffer(doc, np.uint8))
+            for name, document in documents.items():
+                doc = S.to_json(document, name).encode("utf-8")
+                _append(f[S.DOCUMENTS[name]], np.frombuffer(doc, np.uint8))
             if envelopes is not None:
                 env = np.asarray(envelopes, dtype=np.float32)
                 if env.shape != counts.shape:

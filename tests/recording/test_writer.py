@@ -232,3 +232,23 @@ def test_gap_rows_and_tick_to_sample_agree():
     assert S.gap_rows(tick[3:], 3, 12).tolist() == [(3, 7), (5, 8)]
     samples = S.tick_to_sample(np.array([0, 10, 12, 15, 20, 21, 25, 30, 35]), 10, gaps)
     assert samples.tolist() == [0, 0, 2, 3, 3, 4, 5, 5, 10]
+
+
+def test_json_documents_round_trip_and_are_optional(tmp_path, rng):
+    path = tmp_path / "docs.h5"
+    with writer(path) as w:
+        for chunk in make_chunks(rng, n_chunks=3):
+            w.write(chunk)
+        w.set_document("protocol", {"name": "smile", "steps": [{"kind": "rest"}]})
+        w.set_document("scores", [{"rep": 1, "pct_in_band": 62.5}])
+        w.set_document("scores", [{"rep": 1, "pct_in_band": 70.0}])  # replaces
+        with pytest.raises(ValueError, match="unknown document"):
+            w.set_document("diary", {})
+    with open_recording(path) as rec:
+        assert rec.document("protocol")["name"] == "smile"
+        assert rec.document("scores") == [{"rep": 1, "pct_in_band": 70.0}]
+        assert rec.document("calibration") is None and rec.meta["calibration"] == {}
+    with h5py.File(path, "r+") as f:  # a file from before /exercises existed
+        del f[S.EXERCISES]
+    with open_recording(path) as rec:
+        assert rec.document("scores") is None
