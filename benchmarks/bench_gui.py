@@ -129,7 +129,15 @@ def _make_naive(win) -> None:
     """Replace the set-up view's drawing by the peer approach: full window, full rate."""
     import numpy as np
 
+    from emgfb.gui import theme
+
     view, s = win.setup_view, win.session
+    raw_curves, env_curves = [], []
+    for i, plot in enumerate(view.plots):
+        view.raw_curves[i].hide()
+        view.env_curves[i].hide()
+        raw_curves.append(plot.plot(pen=theme.pen(theme.RAW_TRACE)))
+        env_curves.append(plot.plot(pen=theme.pen(theme.ENVELOPE)))
 
     def refresh() -> None:
         n = int(view.model.filtered.window_s * s.fs)
@@ -137,8 +145,8 @@ def _make_naive(win) -> None:
         _, env = s.read("envelope", None, n)
         x = (np.arange(len(raw)) - (len(raw) - 1)) / s.fs
         for i in range(len(view.plots)):
-            view.raw_curves[i].setData(x, raw[:, i], connect="finite")
-            view.env_curves[i].setData(x[-len(env):], env[:, i], connect="finite")
+            raw_curves[i].setData(x, raw[:, i], connect="finite")
+            env_curves[i].setData(x[-len(env):], env[:, i], connect="finite")
 
     view.refresh = refresh
 

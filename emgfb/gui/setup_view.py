@@ -2,9 +2,10 @@
 
 Owns :class:`SetupView`: one row per channel with a montage card (muscle, side, label,
 quality badge with a plain-language hint) and a scrolling trace (filtered µV as min/max
-per display bin, its envelope on top), a mains-power warning banner and the window and
-scale selectors. Reads a :class:`~emgfb.gui.model.DisplayModel`; computes nothing but
-display values. Imports Qt, pyqtgraph and ``emgfb.gui``.
+per display bin, its envelope on top; all rows in one pyqtgraph view, so a frame is one
+paint), a mains-power warning banner and the window and scale selectors. Reads a
+:class:`~emgfb.gui.model.DisplayModel`; computes nothing but display values. Imports Qt,
+pyqtgraph and ``emgfb.gui``.
 """
 
 from __future__ import annotations
@@ -14,14 +15,24 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import pyqtgraph as pg
 from PyQt5 import QtCore, QtWidgets
 
 from emgfb.gui import theme
 from emgfb.gui.model import DisplayModel
-from emgfb.gui.widgets import ChannelCard, add_curve, make_plot, set_curve
+from emgfb.gui.widgets import (
+    ChannelCard,
+    TimedLayoutWidget,
+    TraceCurve,
+    add_curve,
+    set_curve,
+    style_plot_item,
+)
 
 WINDOWS_S = (2, 5, 10)
 SCALES_UV = (25, 50, 100, 250, 500, 1000)
+ROW_SPACING = 4
+AXIS_WIDTH = 48
 MAINS_WARNING = (
     "⚠  This computer is running on mains power. For patient safety, unplug the charger and "
     "run on battery, or connect the board through a certified USB isolator."
@@ -86,38 +97,61 @@ class SetupView(QtWidgets.QWidget):
         head.addWidget(self.scale_box)
         outer.addLayout(head)
 
-        grid = QtWidgets.QGridLayout()
-        grid.setSpacing(4)
-        grid.setColumnStretch(1, 1)
+        # Cards in a column of widgets; all traces in ONE graphics view (one paint per
+        # frame instead of one per channel), rows of equal height lined up with the cards.
+        body = QtWidgets.QHBoxLayout()
+        body.setSpacing(ROW_SPACING)
+        cards = QtWidgets.QVBoxLayout()
+        cards.setSpacing(ROW_SPACING)
+        self.traces = TimedLayoutWidget(on_paint=on_paint)
+        self.traces.setAntialiasing(False)
+        self.traces.setFrameShape(QtWidgets.QFrame.NoFrame)
+        layout = self.traces.ci.layout
+        self.traces.ci.setContentsMargins(0, 0, 0, 0)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setVerticalSpacing(ROW_SPACING)
+        layout.setHorizontalSpacing(0)
         self.cards: list[ChannelCard] = []
-        self.plots = []
-        self.raw_curves = []
-        self.env_curves = []
-        n = s.n_channels
+        self.plots: list[pg.PlotItem] = []
+        self.raw_curves: list[TraceCurve] = []
+        self.env_curves: list[TraceCurve] = []
         for i, ch in enumerate(montage.channels):
             card = ChannelCard(i, ch.label, ch.muscle, ch.side,
                                ch.side == montage.affected_side)
-            plot = make_plot(on_paint if i == 0 else None)
-            item = plot.getPlotItem()
-            item.setLabel("left", "µV")
-            item.getAxis("left").setWidth(48)
-            last = i == n - 1
-            item.showAxis("bottom", last)
-            if last:
-                item.setLabel("bottom", "time (s), newest at right")
-            raw = add_curve(plot, theme.RAW_TRACE)
-            env = add_curve(plot, theme.ENVELOPE)
-            grid.addWidget(card, i, 0)
-            grid.addWidget(plot, i, 1)
-            grid.setRowStretch(i, 1)
+            cards.addWidget(card, 1)
+            plot = self.traces.addPlot(row=i, col=0)
+            style_plot_item(plot)
+            plot.setLabel("left", "µV")
+            plot.getAxis("left").setWidth(AXIS_WIDTH)
+            plot.hideAxis("bottom")
+            plot.setContentsMargins(0, 0, 0, 0)
+            layout.setRowStretchFactor(i, 1)
+            self.raw_curves.append(add_curve(plot, theme.RAW_TRACE))
+            self.env_curves.append(add_curve(plot, theme.ENVELOPE))
             self.cards.append(card)
             self.plots.append(plot)
-            self.raw_curves.append(raw)
-            self.env_curves.append(env)
-        outer.addLayout(grid, 1)
+        # One time axis under all rows (linked to the last plot): every row has the same
+        # height, so the cards on the left line up with their traces.
+        self.time_axis = pg.AxisItem("bottom")
+        self.time_axis.linkToView(self.plots[-1].getViewBox())
+        self.time_axis.setPen(pg.mkPen(theme.BORDER))
+        self.time_axis.setTextPen(pg.mkPen(theme.TEXT_MUTED))
+        self.time_axis.setLabel("time (s), newest at right")
+        self.time_axis.setCacheMode(QtWidgets.QGraphicsItem.DeviceCoordinateCache)
+        axis_row = self.traces.ci.addLayout(row=len(self.plots), col=0)
+        axis_row.setContentsMargins(0, 0, 0, 0)
+        axis_row.layout.setContentsMargins(0, 0, 0, 0)
+        axis_row.layout.setSpacing(0)
+        axis_row.addItem(_Spacer(AXIS_WIDTH))
+        axis_row.addItem(self.time_axis)
+        axis_h = int(self.time_axis.height())
+        layout.setRowFixedHeight(len(self.plots), axis_h)
+        cards.addSpacing(axis_h)
+        body.addLayout(cards)
+        body.addWidget(self.traces, 1)
+        outer.addLayout(body, 1)
         self._scale_changed()
         self._set_xrange()
-        self._quality_clock = 0
 
     def _window_changed(self) -> None:
         self.model.set_setup_window(float(self.window_box.currentData()))
@@ -142,9 +176,7 @@ class SetupView(QtWidgets.QWidget):
         for i in range(len(self.plots)):
             set_curve(self.raw_curves[i], x_raw, m.filtered.y(i))
             set_curve(self.env_curves[i], x_env, m.envelope.y(i))
-        self._quality_clock += 1
-        if self._quality_clock % 6 == 1:  # badges change slowly: ~10 Hz is plenty
-            self.refresh_quality()
+        # Badges and hints change slowly: the main window's 4 Hz status timer updates them.
 
     def refresh_quality(self) -> None:
         """Update the badges and hints from the session's latest quality results."""
@@ -159,6 +191,15 @@ class SetupView(QtWidgets.QWidget):
 
     def sizeHint(self) -> QtCore.QSize:  # noqa: N802 - Qt override
         return QtCore.QSize(1280, 800)
+
+
+class _Spacer(QtWidgets.QGraphicsWidget):
+    """Fixed-width empty cell (keeps the time axis under the plots, not the µV axes)."""
+
+    def __init__(self, width: int):
+        super().__init__()
+        self.setMinimumWidth(width)
+        self.setMaximumWidth(width)
 
 
 def finite_count(y: np.ndarray) -> int:

@@ -1,8 +1,10 @@
 """Small reusable widgets: plot with paint timing, quality badge card, pair bars, timeline.
 
-Owns :class:`TimedPlotWidget` (a pyqtgraph plot that reports when it has really painted,
-for fps and latency), :class:`ChannelCard` (montage + quality badge of one channel in the
-set-up view), :class:`PairBars` (affected and healthy activation side by side with target
+Owns :class:`TimedPlotWidget` and :class:`TimedLayoutWidget` (pyqtgraph views that report
+when they have really painted, for fps and latency), the fast curve items
+:class:`TraceCurve` and :class:`FixedBoundsCurve`, :class:`ElidedText` (wrapped text that
+fits its box), :class:`ChannelCard` (montage + quality badge of one channel in the set-up
+view), :class:`PairBars` (affected and healthy activation side by side with target
 band and suppression ceiling) and :class:`Timeline` (replay scrubber with markers).
 Imports Qt, pyqtgraph and ``emgfb.gui.theme``.
 """
@@ -65,14 +67,25 @@ class TimedPlotWidget(pg.PlotWidget):
             self.on_paint(time.time())
 
 
-def make_plot(on_paint: Callable[[float], None] | None = None) -> TimedPlotWidget:
-    """A plot styled for emgfb: white, light grid, no mouse zoom, no context menu."""
-    w = TimedPlotWidget(on_paint=on_paint)
-    w.setMenuEnabled(False)
-    w.setMouseEnabled(x=False, y=False)
-    w.hideButtons()
-    w.setAntialiasing(False)
-    item = w.getPlotItem()
+class TimedLayoutWidget(pg.GraphicsLayoutWidget):
+    """A GraphicsLayoutWidget (several plots in one view) that calls ``on_paint(t)`` with
+    ``time.time()`` after each real paint."""
+
+    def __init__(self, *args, on_paint: Callable[[float], None] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.on_paint = on_paint
+
+    def paintEvent(self, ev: QtGui.QPaintEvent) -> None:  # noqa: N802 - Qt override
+        super().paintEvent(ev)
+        if self.on_paint is not None:
+            self.on_paint(time.time())
+
+
+def style_plot_item(item: pg.PlotItem) -> None:
+    """Give a plot the emgfb look: light grid, no mouse zoom, no context menu, cached axes."""
+    item.setMenuEnabled(False)
+    item.setMouseEnabled(x=False, y=False)
+    item.hideButtons()
     item.showGrid(x=True, y=True, alpha=theme.GRID_ALPHA)
     for name in ("left", "bottom"):
         ax = item.getAxis(name)
@@ -81,6 +94,13 @@ def make_plot(on_paint: Callable[[float], None] | None = None) -> TimedPlotWidge
         # Axes and grid only change with the (fixed) ranges: paint them from a pixmap
         # instead of replaying their drawing on every frame.
         ax.setCacheMode(QtWidgets.QGraphicsItem.DeviceCoordinateCache)
+
+
+def make_plot(on_paint: Callable[[float], None] | None = None) -> TimedPlotWidget:
+    """A plot styled for emgfb: white, light grid, no mouse zoom, no context menu."""
+    w = TimedPlotWidget(on_paint=on_paint)
+    w.setAntialiasing(False)
+    style_plot_item(w.getPlotItem())
     return w
 
 
@@ -109,20 +129,108 @@ class FixedBoundsCurve(pg.PlotCurveItem):
         return self._bounds
 
 
-def add_curve(plot: pg.PlotWidget, color: str, width: int = 1) -> FixedBoundsCurve:
-    """A bare curve (no PlotDataItem layer: the data arrive already decimated)."""
-    curve = FixedBoundsCurve(pen=theme.pen(color, width), connect="finite")
-    plot.getPlotItem().addItem(curve)
+class TraceCurve(pg.GraphicsObject):
+    """An already-decimated trace drawn as plain polylines with a 1-px cosmetic pen.
+
+    Cheaper than :class:`pyqtgraph.PlotCurveItem` for data that change every frame: the
+    points are written in place into one reused ``QPolygonF`` (no ``QPainterPath`` is
+    built) and the bounding rectangle is the x window, never computed from the data (the
+    views have fixed ranges; the ViewBox clips). NaN (gaps) split the line.
+    """
+
+    _Y_SPAN = 1e5  # beyond any plotted range, small enough for int device coordinates
+
+    def __init__(self, pen: QtGui.QPen):
+        super().__init__()
+        self._pen = QtGui.QPen(pen)
+        self._bounds = QtCore.QRectF()
+        self._x: np.ndarray | None = None
+        self._y: np.ndarray | None = None
+        self._poly = QtGui.QPolygonF()
+        self._xy = np.empty((0, 2))
+        #: what paint draws: the whole polygon (no gaps) or one polygon per finite run
+        self._parts: list[QtGui.QPolygonF] = []
+
+    def set_x_window(self, x0: float, x1: float) -> None:
+        """The x extent the data will occupy."""
+        rect = QtCore.QRectF(x0, -self._Y_SPAN, max(x1 - x0, 1e-9), 2 * self._Y_SPAN)
+        if rect != self._bounds:
+            self.prepareGeometryChange()
+            self._bounds = rect
+
+    def boundingRect(self) -> QtCore.QRectF:  # noqa: N802 - Qt override
+        return self._bounds
+
+    def setPen(self, pen: QtGui.QPen) -> None:  # noqa: N802 - pyqtgraph naming
+        """Line colour and width."""
+        self._pen = QtGui.QPen(pen)
+        self.update()
+
+    def getData(self) -> tuple[np.ndarray | None, np.ndarray | None]:  # noqa: N802
+        """The last ``(x, y)`` given to :meth:`setData`."""
+        return self._x, self._y
+
+    def setData(self, x: np.ndarray, y: np.ndarray) -> None:  # noqa: N802 - pyqtgraph naming
+        """New points (same length); NaN in ``y`` breaks the line."""
+        n = len(x)
+        if len(self._xy) != n:
+            self._poly = pg.functions.create_qpolygonf(n)
+            self._xy = pg.functions.ndarray_from_qpolygonf(self._poly)
+        self._xy[:, 0] = x
+        self._xy[:, 1] = y
+        self._x, self._y = x, y
+        finite = np.isfinite(y)
+        if finite.all():
+            self._parts = [self._poly] if n > 1 else []
+        else:
+            edges = np.diff(finite.astype(np.int8), prepend=0, append=0)
+            starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+            self._parts = []
+            for a, b in zip(starts, ends, strict=True):
+                if b - a > 1:
+                    part = pg.functions.create_qpolygonf(int(b - a))
+                    pg.functions.ndarray_from_qpolygonf(part)[:] = self._xy[a:b]
+                    self._parts.append(part)
+        self.update()
+
+    def paint(self, p: QtGui.QPainter, *args) -> None:
+        if not self._parts:
+            return
+        p.setRenderHint(QtGui.QPainter.Antialiasing, False)
+        p.setPen(self._pen)
+        for part in self._parts:
+            p.drawPolyline(part)
+
+
+def add_curve(plot: pg.PlotWidget | pg.PlotItem, color: str,
+              width: int = 1) -> FixedBoundsCurve | TraceCurve:
+    """A bare curve (no PlotDataItem layer: the data arrive already decimated).
+
+    1-px curves are :class:`TraceCurve` polylines; wider ones stay pyqtgraph curves, which
+    draw wide pens as separate segments (a wide polyline would be stroked with joins, far
+    slower).
+    """
+    if width <= 1:
+        curve: FixedBoundsCurve | TraceCurve = TraceCurve(theme.pen(color, width))
+    else:
+        curve = FixedBoundsCurve(pen=theme.pen(color, width), connect="finite")
+    item = plot.getPlotItem() if isinstance(plot, pg.PlotWidget) else plot
+    item.addItem(curve)
     return curve
 
 
-def set_curve(curve: pg.PlotCurveItem, x: np.ndarray, y: np.ndarray) -> None:
-    """New data for ``curve``; NaN (gaps) break the line, and the finite check runs only
-    when there are gaps."""
-    if isinstance(curve, FixedBoundsCurve) and len(x):
+def set_curve(curve: FixedBoundsCurve | TraceCurve | pg.PlotDataItem, x: np.ndarray,
+              y: np.ndarray) -> None:
+    """New data for ``curve``; NaN (gaps) break the line."""
+    if len(x) and isinstance(curve, FixedBoundsCurve | TraceCurve):
         curve.set_x_window(float(x[0]), float(x[-1]))
+    if isinstance(curve, TraceCurve):
+        curve.setData(x, y)
+        return
+    # Without gaps, connect="all" takes pyqtgraph's fast path (one polygon); "finite"
+    # would split the data at every NaN even when there are none.
     gaps = bool(np.isnan(y).any())
-    curve.setData(x, y, connect="finite", skipFiniteCheck=not gaps)
+    curve.setData(x, y, connect="finite" if gaps else "all", skipFiniteCheck=not gaps)
 
 
 def quality_style(state: str) -> str:
@@ -135,8 +243,92 @@ def quality_style(state: str) -> str:
 BADGE_TEXT = {"good": "Good", "warn": "Check", "bad": "Poor", "unknown": "Waiting"}
 
 
+class ElidedText(QtWidgets.QWidget):
+    """Word-wrapped text that fills the space it is given and never more.
+
+    Unlike a word-wrapping QLabel it does not ask its layout for the height of the whole
+    text (so a long text can neither be clipped mid-line nor re-lay-out the window when it
+    changes): it shows as many whole lines as fit, ends the last one with "…" when the
+    text is longer, and then offers the full text as a tooltip.
+    """
+
+    def __init__(self, text: str = "", color: str = theme.TEXT_MUTED,
+                 parent: QtWidgets.QWidget | None = None):
+        super().__init__(parent)
+        self._text = ""
+        self._lines: list[str] = []
+        self._elided = False
+        self._color = QtGui.QColor(color)
+        self.setSizePolicy(QtWidgets.QSizePolicy.Ignored, QtWidgets.QSizePolicy.Expanding)
+        self.setMinimumHeight(self.fontMetrics().lineSpacing())
+        self.setText(text)
+
+    @property
+    def elided(self) -> bool:
+        """True when the text does not fit and ends in "…"."""
+        return self._elided
+
+    def text(self) -> str:
+        """The full text."""
+        return self._text
+
+    def setText(self, text: str) -> None:  # noqa: N802 - QLabel naming
+        """Show ``text`` (repaints only if it changed; never changes the layout)."""
+        if text == self._text:
+            return
+        self._text = text
+        self._wrap()
+        self.update()
+
+    def sizeHint(self) -> QtCore.QSize:  # noqa: N802 - Qt override
+        return QtCore.QSize(100, 2 * self.fontMetrics().lineSpacing())
+
+    def resizeEvent(self, ev: QtGui.QResizeEvent) -> None:  # noqa: N802 - Qt override
+        self._wrap()
+        super().resizeEvent(ev)
+
+    def _wrap(self) -> None:
+        fm = self.fontMetrics()
+        width = max(1, self.width())
+        max_lines = max(1, self.height() // fm.lineSpacing())
+        layout = QtGui.QTextLayout(self._text, self.font())
+        layout.beginLayout()
+        spans = []
+        while True:
+            line = layout.createLine()
+            if not line.isValid():
+                break
+            line.setLineWidth(width)
+            spans.append((line.textStart(), line.textLength()))
+        layout.endLayout()
+        lines = [self._text[a:a + n].rstrip() for a, n in spans[:max_lines]]
+        self._elided = len(spans) > max_lines
+        if self._elided:
+            rest = self._text[spans[max_lines - 1][0]:]
+            lines[-1] = fm.elidedText(rest.replace("\n", " "), QtCore.Qt.ElideRight, width)
+            if not lines[-1].endswith("…"):
+                lines[-1] = fm.elidedText(lines[-1] + " …", QtCore.Qt.ElideRight, width)
+            self.setToolTip(self._text)
+        else:
+            self.setToolTip("")
+        self._lines = lines
+
+    def paintEvent(self, ev: QtGui.QPaintEvent) -> None:  # noqa: N802 - Qt override
+        p = QtGui.QPainter(self)
+        p.setPen(self._color)
+        fm = self.fontMetrics()
+        for k, line in enumerate(self._lines):
+            p.drawText(0, k * fm.lineSpacing() + fm.ascent(), line)
+        p.end()
+
+
 class ChannelCard(QtWidgets.QFrame):
-    """Montage and signal quality of one channel: muscle, side, label, badge, hint."""
+    """Montage and signal quality of one channel: muscle, side, label, badge, hint.
+
+    The hint fills whatever height the card gets (rows are short with 8 channels): what
+    does not fit ends in "…", with the full hint as a tooltip. Quality changes repaint the
+    card's labels but never re-lay-out the window (fixed-size badge and level).
+    """
 
     def __init__(self, index: int, label: str, muscle: str, side: str, affected: bool,
                  parent: QtWidgets.QWidget | None = None):
@@ -158,18 +350,27 @@ class ChannelCard(QtWidgets.QFrame):
         row.setSpacing(8)
         self.badge = QtWidgets.QLabel()
         self.badge.setObjectName("badge")
+        self.badge.setAlignment(QtCore.Qt.AlignCenter)
         row.addWidget(self.badge)
         self.level = QtWidgets.QLabel("")
         row.addWidget(self.level, 1)
         lay.addLayout(row)
-        self.hint = QtWidgets.QLabel("Waiting for signal…")
-        self.hint.setObjectName("muted")
-        self.hint.setWordWrap(True)
-        lay.addWidget(self.hint)
-        lay.addStretch(1)
+        self.hint = ElidedText("Waiting for signal…")
+        lay.addWidget(self.hint, 1)
         self._label = label
         self.state = ""
         self.set_quality("unknown", "Waiting for signal…", "")
+        # Fixed sizes: a new text then only repaints the label (a size change would
+        # re-lay-out the whole set-up view, plots included).
+        fm = self.fontMetrics()
+        bold = QtGui.QFont(self.font())
+        bold.setBold(True)
+        badge_w = max(QtGui.QFontMetrics(bold).horizontalAdvance(t)
+                      for t in BADGE_TEXT.values()) + 24
+        self.badge.setFixedSize(badge_w, fm.height() + 6)
+        self.level.setFixedHeight(fm.height() + 6)
+        self.level.setMinimumWidth(10)
+        self.level.setSizePolicy(QtWidgets.QSizePolicy.Ignored, QtWidgets.QSizePolicy.Fixed)
 
     def set_quality(self, state: str, hint: str, level: str) -> None:
         """Show ``state`` (good/warn/bad/unknown), a plain-language hint and a level text."""
@@ -177,8 +378,7 @@ class ChannelCard(QtWidgets.QFrame):
             self.state = state
             self.badge.setText(BADGE_TEXT.get(state, state))
             self.badge.setStyleSheet(quality_style(state))
-        if self.hint.text() != hint:
-            self.hint.setText(hint)
+        self.hint.setText(hint)
         if self.level.text() != level:
             self.level.setText(level)
 

@@ -1,0 +1,54 @@
+"""Small widgets offscreen: the polyline trace curve and the eliding hint text."""
+
+from __future__ import annotations
+
+import numpy as np
+from PyQt5 import QtGui
+
+from emgfb.gui.widgets import ElidedText, TraceCurve, set_curve
+
+
+def _parts(curve: TraceCurve) -> list[np.ndarray]:
+    return [np.array([(p.x(), p.y()) for p in part]) for part in curve._parts]
+
+
+def test_trace_curve_draws_one_polyline_without_gaps(qapp):
+    c = TraceCurve(QtGui.QPen())
+    x = np.arange(5.0)
+    y = np.array([1.0, -1.0, 2.0, 0.5, 3.0])
+    set_curve(c, x, y)
+    parts = _parts(c)
+    assert len(parts) == 1
+    np.testing.assert_array_equal(parts[0], np.column_stack([x, y]))
+    assert c.getData()[1] is y
+    assert c.boundingRect().left() == 0.0 and c.boundingRect().width() == 4.0
+
+
+def test_trace_curve_splits_at_gaps_and_reuses_its_buffer(qapp):
+    c = TraceCurve(QtGui.QPen())
+    x = np.arange(8.0)
+    set_curve(c, x, np.array([np.nan, 1, 2, np.nan, 4, np.nan, 6, 7]))
+    parts = _parts(c)
+    # a lone point between gaps draws nothing (as pyqtgraph's connect="finite")
+    assert [p[:, 0].tolist() for p in parts] == [[1, 2], [6, 7]]
+    set_curve(c, x, np.arange(8.0) * 2)
+    assert len(_parts(c)) == 1 and _parts(c)[0][-1].tolist() == [7, 14]
+    set_curve(c, x, np.full(8, np.nan))
+    assert _parts(c) == []
+
+
+def test_elided_text_fits_its_box_and_offers_the_full_text(qtbot):
+    long = ("Electrode 3: strong mains hum: press the electrodes on, check the reference "
+            "electrode, run the laptop on battery.")
+    w = ElidedText(long)
+    qtbot.addWidget(w)
+    line = w.fontMetrics().lineSpacing()
+    w.resize(200, 2 * line + 3)
+    w.show()
+    assert w.elided and len(w._lines) == 2 and w._lines[-1].endswith("…")
+    assert w.toolTip() == long
+    assert all(w.fontMetrics().horizontalAdvance(t) <= 200 for t in w._lines)
+    w.resize(2000, 3 * line)
+    assert not w.elided and w.toolTip() == "" and w._lines == [long]
+    w.setText("Signal looks good.")
+    assert w.text() == "Signal looks good." and w._lines == ["Signal looks good."]
