@@ -1,8 +1,8 @@
 """Small reusable widgets: plot with paint timing, quality badge card, pair bars, timeline.
 
 Owns :class:`TimedPlotWidget` and :class:`TimedLayoutWidget` (pyqtgraph views that report
-when they have really painted, for fps and latency), the fast curve items
-:class:`TraceCurve` and :class:`FixedBoundsCurve`, :class:`ElidedText` (wrapped text that
+when they have really painted, for fps and latency), the fast curve item
+:class:`TraceCurve`, :class:`ElidedText` (wrapped text that
 fits its box), :class:`ChannelCard` (montage + quality badge of one channel in the set-up
 view), :class:`PairBars` (affected and healthy activation side by side with target
 band and suppression ceiling) and :class:`Timeline` (replay scrubber with markers).
@@ -104,31 +104,6 @@ def make_plot(on_paint: Callable[[float], None] | None = None) -> TimedPlotWidge
     return w
 
 
-class FixedBoundsCurve(pg.PlotCurveItem):
-    """A curve whose bounding rectangle is its x window, never computed from the data.
-
-    Views here have fixed ranges (no auto-range), so the data bounds pyqtgraph would
-    recompute (a NaN-aware min/max over every point, several times per frame) are not
-    needed; the ViewBox clips whatever lies outside its range.
-    """
-
-    _Y_SPAN = 1e5  # beyond any plotted range, small enough for int device coordinates
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._bounds = QtCore.QRectF()
-
-    def set_x_window(self, x0: float, x1: float) -> None:
-        """The x extent the data will occupy."""
-        rect = QtCore.QRectF(x0, -self._Y_SPAN, max(x1 - x0, 1e-9), 2 * self._Y_SPAN)
-        if rect != self._bounds:
-            self.prepareGeometryChange()
-            self._bounds = rect
-
-    def boundingRect(self) -> QtCore.QRectF:  # noqa: N802 - Qt override
-        return self._bounds
-
-
 class TraceCurve(pg.GraphicsObject):
     """An already-decimated trace drawn as plain polylines with a 1-px cosmetic pen.
 
@@ -136,13 +111,28 @@ class TraceCurve(pg.GraphicsObject):
     points are written in place into one reused ``QPolygonF`` (no ``QPainterPath`` is
     built) and the bounding rectangle is the x window, never computed from the data (the
     views have fixed ranges; the ViewBox clips). NaN (gaps) split the line.
+
+    A wider line (``width`` 2 or 3) is drawn as the 1-px polyline repeated at whole-pixel
+    offsets (a small square or cross "brush"): Qt strokes wide polylines with joins and
+    wide segments one by one, both several times slower than a few thin polylines.
     """
+
+    _OFFSETS = {
+        1: ((0, 0),),
+        2: ((0, 0), (1, 0), (0, 1), (1, 1)),
+        3: ((0, 0), (-1, 0), (1, 0), (0, -1), (0, 1)),
+    }
 
     _Y_SPAN = 1e5  # beyond any plotted range, small enough for int device coordinates
 
-    def __init__(self, pen: QtGui.QPen):
+    def __init__(self, pen: QtGui.QPen, width: int = 1):
         super().__init__()
+        if width not in self._OFFSETS:
+            raise ValueError(f"width must be one of {sorted(self._OFFSETS)}, got {width!r}")
+        self._offsets = self._OFFSETS[width]
         self._pen = QtGui.QPen(pen)
+        self._pen.setWidth(1)
+        self._pen.setCosmetic(True)
         self._bounds = QtCore.QRectF()
         self._x: np.ndarray | None = None
         self._y: np.ndarray | None = None
@@ -164,6 +154,8 @@ class TraceCurve(pg.GraphicsObject):
     def setPen(self, pen: QtGui.QPen) -> None:  # noqa: N802 - pyqtgraph naming
         """Line colour and width."""
         self._pen = QtGui.QPen(pen)
+        self._pen.setWidth(1)
+        self._pen.setCosmetic(True)
         self.update()
 
     def getData(self) -> tuple[np.ndarray | None, np.ndarray | None]:  # noqa: N802
@@ -198,33 +190,32 @@ class TraceCurve(pg.GraphicsObject):
             return
         p.setRenderHint(QtGui.QPainter.Antialiasing, False)
         p.setPen(self._pen)
-        for part in self._parts:
-            p.drawPolyline(part)
+        if len(self._offsets) == 1:
+            for part in self._parts:
+                p.drawPolyline(part)
+            return
+        base = p.transform()
+        for dx, dy in self._offsets:
+            # whole device pixels: the offset is applied after the view transform
+            p.setTransform(base * QtGui.QTransform.fromTranslate(dx, dy))
+            for part in self._parts:
+                p.drawPolyline(part)
+        p.setTransform(base)
 
 
-def add_curve(plot: pg.PlotWidget | pg.PlotItem, color: str,
-              width: int = 1) -> FixedBoundsCurve | TraceCurve:
-    """A bare curve (no PlotDataItem layer: the data arrive already decimated).
-
-    1-px curves are :class:`TraceCurve` polylines; wider ones stay pyqtgraph curves, which
-    draw wide pens as separate segments (a wide polyline would be stroked with joins, far
-    slower).
-    """
-    if width <= 1:
-        curve: FixedBoundsCurve | TraceCurve = TraceCurve(theme.pen(color, width))
-    else:
-        curve = FixedBoundsCurve(pen=theme.pen(color, width), connect="finite")
+def add_curve(plot: pg.PlotWidget | pg.PlotItem, color: str, width: int = 1) -> TraceCurve:
+    """A bare :class:`TraceCurve` (no PlotDataItem layer: the data arrive decimated)."""
+    curve = TraceCurve(theme.pen(color), width)
     item = plot.getPlotItem() if isinstance(plot, pg.PlotWidget) else plot
     item.addItem(curve)
     return curve
 
 
-def set_curve(curve: FixedBoundsCurve | TraceCurve | pg.PlotDataItem, x: np.ndarray,
-              y: np.ndarray) -> None:
+def set_curve(curve: TraceCurve | pg.PlotDataItem, x: np.ndarray, y: np.ndarray) -> None:
     """New data for ``curve``; NaN (gaps) break the line."""
-    if len(x) and isinstance(curve, FixedBoundsCurve | TraceCurve):
-        curve.set_x_window(float(x[0]), float(x[-1]))
     if isinstance(curve, TraceCurve):
+        if len(x):
+            curve.set_x_window(float(x[0]), float(x[-1]))
         curve.setData(x, y)
         return
     # Without gaps, connect="all" takes pyqtgraph's fast path (one polygon); "finite"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from PyQt5 import QtGui
 
 from emgfb.gui.widgets import ElidedText, TraceCurve, set_curve
@@ -52,3 +53,32 @@ def test_elided_text_fits_its_box_and_offers_the_full_text(qtbot):
     assert not w.elided and w.toolTip() == "" and w._lines == [long]
     w.setText("Signal looks good.")
     assert w.text() == "Signal looks good." and w._lines == ["Signal looks good."]
+
+
+def _ink(width: int) -> int:
+    """Pixels a flat-ish diagonal trace of ``width`` paints on a white 200x100 image."""
+    from PyQt5 import QtCore, QtWidgets
+
+    scene = QtWidgets.QGraphicsScene(0, 0, 200, 100)
+    c = TraceCurve(QtGui.QPen(QtGui.QColor("#000000")), width)
+    scene.addItem(c)
+    x = np.linspace(10, 190, 50)
+    set_curve(c, x, 20 + 0.3 * x)
+    img = QtGui.QImage(200, 100, QtGui.QImage.Format_RGB32)
+    img.fill(QtCore.Qt.white)
+    p = QtGui.QPainter(img)
+    scene.render(p, QtCore.QRectF(0, 0, 200, 100), QtCore.QRectF(0, 0, 200, 100))
+    p.end()
+    ptr = img.constBits()
+    ptr.setsize(img.sizeInBytes())
+    px = np.frombuffer(ptr, np.uint32).reshape(100, 200)
+    return int((px != 0xFFFFFFFF).sum())
+
+
+def test_wide_trace_curves_are_thicker(qapp):
+    one, two, three = _ink(1), _ink(2), _ink(3)
+    assert 170 < one < 220  # ~one pixel per column over 180 columns
+    assert 1.8 * one < two < 2.6 * one  # a 2x2 brush: 2 rows plus the stair steps
+    assert 2.6 * one < three < 3.6 * one
+    with pytest.raises(ValueError, match="width"):
+        TraceCurve(QtGui.QPen(), 4)
