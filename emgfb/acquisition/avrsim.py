@@ -1,4 +1,4 @@
-"""The real Uno firmware running in simavr, served on a pseudo-terminal.
+"""The real firmware (Uno, Nano or Mega 2560 build) running in simavr, served on a pty.
 
 This module owns building the firmware and its simulator harness (``make`` in
 ``firmware/``, serialised by a file lock) and the lifecycle of one harness process
@@ -40,6 +40,9 @@ log = logging.getLogger(__name__)
 FIRMWARE_DIR = Path(__file__).resolve().parent.parent.parent / "firmware"
 #: Default build directory (git-ignored).
 BUILD_DIR = FIRMWARE_DIR / "build"
+#: Boards the one sketch builds for (``make BOARD=...``) and the simavr core each runs on.
+#: Must agree with ``mcu`` in ``configs/boards/<board>.toml`` (a test checks).
+BOARD_MCUS = {"uno": "atmega328p", "nano": "atmega328p", "mega": "atmega2560"}
 #: simavr's supply and ADC reference; the firmware reports ``vref_mv=5000``.
 SUPPLY_MV = 5000
 _WAVE_MAGIC = "emgfb-wave 1"
@@ -72,16 +75,24 @@ class FirmwareBuild:
     Attributes
     ----------
     elf
-        The Uno firmware (``emgfb_uno.elf``; ``emgfb_uno.hex`` lies beside it).
+        The firmware (``emgfb_<board>.elf``; the ``.hex`` lies beside it).
     harness
         The simavr harness executable (``emgfb_simavr``).
     vectors
         The host-compiled encoder test-vector program (``encoder_vectors``).
+    board
+        Board the firmware was built for (``uno``, ``nano``, ``mega``).
     """
 
     elf: Path
     harness: Path
     vectors: Path
+    board: str = "uno"
+
+    @property
+    def mcu(self) -> str:
+        """The simavr core to run :attr:`elf` on."""
+        return BOARD_MCUS[self.board]
 
 
 def build_firmware(
@@ -90,18 +101,22 @@ def build_firmware(
     channels: int = 6,
     baud: int = DEFAULT_BAUD,
     timeout: float = 300.0,
+    board: str = "uno",
 ) -> FirmwareBuild:
     """Build (or bring up to date) the firmware, the harness and the test-vector program.
 
     Parameters
     ----------
     build_dir
-        Output directory; default ``firmware/build``. Use one directory per set of
+        Output directory; default ``firmware/build`` for the Uno and
+        ``firmware/build/<board>`` for the others. Use one directory per set of
         compile-time settings.
     fs_hz, channels, baud
         The firmware's compile-time defaults (the board boots with them).
     timeout
         Seconds to allow ``make``.
+    board
+        ``uno``, ``nano`` or ``mega`` (``make BOARD=...``).
 
     Raises
     ------
@@ -109,15 +124,21 @@ def build_firmware(
         If the toolchain is missing or the build fails (the message ends with the
         compiler's last line).
     """
+    if board not in BOARD_MCUS:
+        raise ConfigError(
+            f"firmware board={board!r}: expected one of {', '.join(sorted(BOARD_MCUS))}"
+        )
     reason = missing_toolchain()
     if reason:
         raise DeviceError(reason)
-    out = Path(build_dir) if build_dir is not None else BUILD_DIR
+    default_dir = BUILD_DIR if board == "uno" else BUILD_DIR / board
+    out = Path(build_dir) if build_dir is not None else default_dir
     out = out if out.is_absolute() else FIRMWARE_DIR / out
     out.mkdir(parents=True, exist_ok=True)
     cmd = [
         "make", "-s", "-C", str(FIRMWARE_DIR), f"-j{min(os.cpu_count() or 1, 4)}",
-        f"BUILD={out}", f"FS={int(fs_hz)}", f"CH={int(channels)}", f"BAUD={int(baud)}",
+        f"BOARD={board}", f"BUILD={out}", f"FS={int(fs_hz)}", f"CH={int(channels)}",
+        f"BAUD={int(baud)}",
     ]
     # Several test runs may share the tree: one make per build directory at a time.
     with open(out / ".lock", "w") as lock:
@@ -129,7 +150,9 @@ def build_firmware(
     if proc.returncode != 0:
         last = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
         raise DeviceError(f"firmware build in {out} failed (make exit {proc.returncode}): {last}")
-    return FirmwareBuild(out / "emgfb_uno.elf", out / "emgfb_simavr", out / "encoder_vectors")
+    return FirmwareBuild(
+        out / f"emgfb_{board}.elf", out / "emgfb_simavr", out / "encoder_vectors", board
+    )
 
 
 @dataclass(frozen=True)
@@ -318,7 +341,7 @@ class AvrSimBoard:
     def command(self) -> list[str]:
         """The harness command line (without the per-run paths added by :meth:`start`)."""
         build = self.build or build_firmware()
-        cmd = [str(build.harness), "--watch-stdin"]
+        cmd = [str(build.harness), "--watch-stdin", "--mcu", build.mcu]
         for sine in self.sines:
             cmd += ["--sine", sine.as_arg()]
         if self.waveform is not None:
@@ -343,7 +366,7 @@ class AvrSimBoard:
             raise ConfigError(f"waveform file {self.waveform} does not exist")
         cmd = self.command()
         self._tmp = Path(tempfile.mkdtemp(prefix="emgfb-avrsim-"))
-        link = self._tmp / "uno"
+        link = self._tmp / "board"
         stats = self._tmp / "stats.json"
         cmd[1:1] = ["--link", str(link), "--stats", str(stats)]
         stderr = open(self._tmp / "stderr.log", "wb")

@@ -1,7 +1,7 @@
 /*
  * encoder_vectors.c - test vectors from the firmware's own frame encoder, built for the host.
  *
- * Links firmware/emgfb_uno/frame_encoder.c unchanged and prints one JSON object per line:
+ * Links firmware/emgfb/frame_encoder.c unchanged and prints one JSON object per line:
  *   {"check": "123456789", "crc": 244}                         the CRC-8/SMBUS check value
  *   {"n": N, "seq": S, "overrun": 0|1, "counts": [...], "frame": "a55a..."}   one frame
  * Frames come in runs of consecutive seq per channel count (1, 6, 8, 16), crossing the

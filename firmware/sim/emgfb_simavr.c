@@ -1,7 +1,7 @@
 /*
- * emgfb_simavr.c - run the emgfb Uno firmware (an AVR ELF) in simavr behind a pty.
+ * emgfb_simavr.c - run the emgfb firmware (an AVR ELF) in simavr behind a pty.
  *
- * The simulated ATmega328P's UART0 is bridged to a pseudo-terminal, losslessly: bytes the
+ * The simulated AVR's (ATmega328P by default, --mcu atmega2560 for the Mega) UART0 is bridged to a pseudo-terminal, losslessly: bytes the
  * firmware sends are written to the pty master with back-pressure (a slow reader pauses
  * the simulation, nothing is dropped), and bytes a host writes to the pty are fed into the
  * UART on a 1 ms simulated-time timer, honouring the UART's XON/XOFF. Analog inputs are
@@ -11,6 +11,7 @@
  * traffic, no conversions) for 20 simulated ms runs at real time until something happens.
  *
  * Usage: emgfb_simavr [options] FIRMWARE.elf
+ *   --mcu NAME          simavr core: atmega328p (Uno, Nano; default) or atmega2560 (Mega)
  *   --link PATH         also create a symlink PATH -> pty slave (removed at exit)
  *   --sine CH:HZ:AMP_MV[:OFFSET_MV[:PHASE_DEG]]   add a sine on analog input CH (repeatable)
  *   --wave FILE         add a waveform file (format in firmware/README.md); it restarts at
@@ -48,13 +49,14 @@
 #include "sim_elf.h"
 #include "sim_irq.h"
 
-#define MCU "atmega328p"
+#define DEFAULT_MCU "atmega328p"
 #define F_CPU 16000000u
 #define SUPPLY_MV 5000u
 #define N_INPUTS 16
 #define MAX_SINES 64
 #define OUT_BUF 4096
 #define IN_BUF 64
+#define HIGH_BANK_MARK 0xA8u /* see remap_high_adc_inputs */
 
 struct sine {
     int ch;
@@ -262,6 +264,7 @@ static void adc_trigger_hook(struct avr_irq_t *irq, uint32_t value, void *param)
     if (e.mux.kind != ADC_MUX_SINGLE || e.mux.src >= N_INPUTS)
         return;
     int src = (int)e.mux.src;
+    int input = src + (e.mux.diff == HIGH_BANK_MARK ? 8 : 0); /* see remap_high_adc_inputs */
     uint64_t cyc = H.avr->cycle;
     if (!H.triggered || H.start_seen) {
         /* A new sampling run: the first conversion after the host sent a "start" line (or
@@ -279,17 +282,17 @@ static void adc_trigger_hook(struct avr_irq_t *irq, uint32_t value, void *param)
     H.conversions++;
 
     double mv = 0.0;
-    if (H.wave && src < H.wave_ch) {
+    if (H.wave && input < H.wave_ch) {
         /* Row i is held from a quarter row before first_cycle + i/rate: with rate == fs,
          * every conversion of tick i reads row i, despite a few cycles of ISR jitter. */
         double x = (double)(cyc - H.first_cycle) * H.wave_rate / H.avr->frequency + 0.25;
         size_t row = (size_t)floor(x) % H.wave_len;
-        mv += H.wave[row * (size_t)H.wave_ch + (size_t)src];
+        mv += H.wave[row * (size_t)H.wave_ch + (size_t)input];
     }
     double t = (double)cyc / H.avr->frequency;
     for (int i = 0; i < H.n_sines; i++) {
         const struct sine *s = &H.sines[i];
-        if (s->ch == src)
+        if (s->ch == input)
             mv += s->offset_mv + s->amp_mv * sin(2.0 * M_PI * s->hz * t + s->phase_rad);
     }
     long v = lround(mv);
@@ -298,6 +301,32 @@ static void adc_trigger_hook(struct avr_irq_t *irq, uint32_t value, void *param)
     if (v > (long)SUPPLY_MV)
         v = SUPPLY_MV;
     avr_raise_irq(H.adc_in + src, (uint32_t)v);
+}
+
+/* simavr 1.6 keeps only 8 input voltages (avr_adc_t.adc_values[8]) although its ATmega2560
+ * mux table selects ADC8..ADC15 (MUX5 = 1, mux index 32..39): those conversions read past
+ * the array and return 0. Remap the eight single-ended high-bank modes onto slots 0..7,
+ * tagged with an otherwise unused `diff` value, so the trigger hook knows the real input
+ * (8 + src) and stores its voltage in slot src just before simavr reads it. Every
+ * conversion is preceded by its own trigger, so slots shared with ADC0..7 never leak. */
+static int remap_high_adc_inputs(avr_t *avr)
+{
+    for (avr_io_t *io = avr->io_port; io; io = io->next) {
+        if (!io->kind || strcmp(io->kind, "adc") != 0)
+            continue;
+        avr_adc_t *adc = (avr_adc_t *)io;
+        int n = 0;
+        for (int i = 32; i < 40; i++) {
+            avr_adc_mux_t *m = &adc->muxmode[i];
+            if (m->kind == ADC_MUX_SINGLE && m->src == (unsigned)(i - 24)) {
+                m->src = (unsigned)(i - 32);
+                m->diff = HIGH_BANK_MARK;
+                n++;
+            }
+        }
+        return n;
+    }
+    return 0;
 }
 
 static void sim_sleep(avr_t *avr, avr_cycle_count_t how_long)
@@ -404,8 +433,10 @@ int main(int argc, char **argv)
         {"link", required_argument, 0, 'l'},   {"sine", required_argument, 0, 's'},
         {"wave", required_argument, 0, 'w'},   {"speed", required_argument, 0, 'x'},
         {"max-seconds", required_argument, 0, 'm'}, {"stats", required_argument, 0, 'j'},
-        {"watch-stdin", no_argument, 0, 'i'},  {0, 0, 0, 0}};
+        {"watch-stdin", no_argument, 0, 'i'},  {"mcu", required_argument, 0, 'u'},
+        {0, 0, 0, 0}};
     const char *stats = NULL;
+    const char *mcu = DEFAULT_MCU;
     double max_seconds = 0;
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -417,6 +448,7 @@ int main(int argc, char **argv)
         case 'm': max_seconds = atof(optarg); break;
         case 'j': stats = optarg; break;
         case 'i': H.watch_stdin = 1; break;
+        case 'u': mcu = optarg; break;
         default: die("usage: %s [options] FIRMWARE.elf (see the source header)", argv[0]);
         }
     }
@@ -432,15 +464,18 @@ int main(int argc, char **argv)
     memset(&fw, 0, sizeof fw);
     if (elf_read_firmware(argv[optind], &fw) != 0)
         die("cannot read firmware ELF %s", argv[optind]);
-    H.avr = avr_make_mcu_by_name(MCU);
+    H.avr = avr_make_mcu_by_name(mcu);
     if (!H.avr)
-        die("simavr does not know %s", MCU);
+        die("simavr does not know %s", mcu);
     avr_init(H.avr);
     avr_load_firmware(H.avr, &fw);
     H.avr->frequency = F_CPU;
     H.avr->vcc = H.avr->avcc = H.avr->aref = SUPPLY_MV;
     H.avr->sleep = sim_sleep;
     H.avr->log = LOG_WARNING;
+    if (remap_high_adc_inputs(H.avr))
+        fprintf(stderr, "emgfb_simavr: %s: ADC8..ADC15 remapped (simavr 1.6 holds 8 inputs)\n",
+                mcu);
 
     uint32_t flags = 0;
     avr_ioctl(H.avr, AVR_IOCTL_UART_GET_FLAGS('0'), &flags);

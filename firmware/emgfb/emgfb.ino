@@ -1,8 +1,16 @@
 /*
- * emgfb_uno.ino - emgfb firmware for the Arduino Uno (ATmega328P, 16 MHz).
+ * emgfb.ino - emgfb firmware for the Arduino Uno, Nano and Mega 2560 (16 MHz AVRs).
  *
  * Samples A0..A(n-1) at fs Hz and streams wire protocol v1 frames (firmware/PROTOCOL.md)
- * at 1 Mbaud. Data path, all interrupt driven:
+ * at 1 Mbaud. One sketch for all three boards, selected at compile time by the board
+ * macro the Arduino IDE (or the Makefile's BOARD=uno|nano|mega) defines:
+ *
+ *   ARDUINO_AVR_UNO      board=uno   ATmega328P, A0..A5   (variant "standard", 6 inputs)
+ *   ARDUINO_AVR_NANO     board=nano  ATmega328P, A0..A7   (variant "eightanaloginputs";
+ *                                    A6/A7 are analog-only pins of the TQFP/QFN package)
+ *   ARDUINO_AVR_MEGA2560 board=mega  ATmega2560, A0..A15  (A8..A15 need MUX5 in ADCSRB)
+ *
+ * Data path, all interrupt driven:
  *
  *   Timer1 CTC ISR (one per sample tick): seq++ for EVERY tick; if the ADC chain is idle
  *       and the queue has room, reserve the queue slot and start converting channel 0,
@@ -39,13 +47,30 @@
 #ifndef EMGFB_BAUD
 #define EMGFB_BAUD 1000000UL  /* UART baud rate; 1 Mbaud is exact at 16 MHz */
 #endif
-#define EMGFB_FW_VERSION "0.1.0"
+#define EMGFB_FW_VERSION "0.2.0"
+#if defined(ARDUINO_AVR_MEGA2560)
+#define EMGFB_BOARD "mega"
+#elif defined(ARDUINO_AVR_NANO)
+#define EMGFB_BOARD "nano"
+#elif defined(ARDUINO_AVR_UNO)
 #define EMGFB_BOARD "uno"
+#else
+#error "unsupported board: build for Arduino Uno, Nano or Mega 2560 (make BOARD=uno|nano|mega)"
+#endif
 #define EMGFB_ADC_BITS 10
 #define EMGFB_VREF_MV 5000    /* ADC reference: AVcc */
 #define EMGFB_FS_MAX_ABS 10000u
 
-#define MAX_CH NUM_ANALOG_INPUTS  /* 6 on the Uno */
+#define MAX_CH NUM_ANALOG_INPUTS  /* 6 on the Uno, 8 on the Nano, 16 on the Mega */
+
+/* Register and vector names that differ between the ATmega328P and the ATmega2560. */
+#if defined(__AVR_ATmega2560__)
+#define UART_RX_VECT USART0_RX_vect
+#define UART_UDRE_VECT USART0_UDRE_vect
+#else
+#define UART_RX_VECT USART_RX_vect
+#define UART_UDRE_VECT USART_UDRE_vect
+#endif
 
 #if EMGFB_CHANNELS < 1 || EMGFB_CHANNELS > MAX_CH
 #error "EMGFB_CHANNELS must be 1..NUM_ANALOG_INPUTS"
@@ -87,6 +112,16 @@ static uint8_t g_streaming;
 
 #define ADMUX_BASE _BV(REFS0) /* AVcc reference, right-adjusted result */
 
+/* Select analog input ch (0..MAX_CH-1) for the next conversion. */
+static inline void adc_select(uint8_t ch)
+{
+#if MAX_CH > 8
+  /* ATmega2560: ADC8..ADC15 are MUX5 (ADCSRB) + MUX2:0. */
+  ADCSRB = (ch & 8u) ? _BV(MUX5) : 0;
+#endif
+  ADMUX = ADMUX_BASE | (ch & 7u);
+}
+
 ISR(TIMER1_COMPA_vect)
 {
   uint16_t seq = g_seq++;
@@ -109,11 +144,11 @@ ISR(ADC_vect)
   uint8_t ch = g_adc_ch;
   g_queue[head].counts[ch] = ADC;
   if (++ch < g_nch_isr) {
-    ADMUX = ADMUX_BASE | ch;
+    adc_select(ch);
     ADCSRA |= _BV(ADSC);
     g_adc_ch = ch;
   } else {
-    ADMUX = ADMUX_BASE;  /* ready (and settled) for the next tick */
+    adc_select(0);  /* ready (and settled) for the next tick */
     g_q_head = (head + 1u) & QUEUE_MASK;
     g_adc_busy = 0;
   }
@@ -133,7 +168,7 @@ static uint8_t g_rx[RX_LEN];
 static volatile uint8_t g_rx_head;  /* RX ISR writes here */
 static volatile uint8_t g_rx_tail;  /* loop reads here */
 
-ISR(USART_UDRE_vect)
+ISR(UART_UDRE_VECT)
 {
   uint8_t tail = g_tx_tail;
   if (tail == g_tx_head) {
@@ -144,7 +179,7 @@ ISR(USART_UDRE_vect)
   g_tx_tail = (tail + 1u) & TX_MASK;
 }
 
-ISR(USART_RX_vect)
+ISR(UART_RX_VECT)
 {
   uint8_t b = UDR0;
   uint8_t next = (g_rx_head + 1u) & RX_MASK;
@@ -242,8 +277,16 @@ static void sampling_start(void)
   g_q_head = g_q_tail = 0;
   g_adc_busy = 0;
   g_dropped = 0;
-  DIDR0 = (uint8_t)((1u << g_nch) - 1u);  /* no digital input buffers on the EMG pins */
-  ADMUX = ADMUX_BASE;
+  /* No digital input buffers on the EMG pins. ADC6/ADC7 of the 328P have none (DIDR0
+   * bits 6-7 are reserved there); the 2560's ADC8..ADC15 are in DIDR2. */
+  uint16_t pins = (uint16_t)((1UL << g_nch) - 1UL);
+#if MAX_CH > 8
+  DIDR0 = (uint8_t)pins;
+  DIDR2 = (uint8_t)(pins >> 8);
+#else
+  DIDR0 = (uint8_t)(pins & 0x3Fu);
+#endif
+  adc_select(0);
   ADCSRA = _BV(ADEN) | _BV(ADIE) | adps;
   /* CTC on OCR1A. The clock starts first (simavr only applies OCR1A in a running mode);
    * TCNT1 = 0 and the cleared flag then make tick 0 fall exactly one period later. */
@@ -418,7 +461,7 @@ void setup()
   set_sleep_mode(SLEEP_MODE_IDLE);
   /* One polled conversion now: the first after enabling the ADC takes 25 ADC clocks
    * instead of 13 and would make tick 0 of the first run late at high rates. */
-  ADMUX = ADMUX_BASE;
+  adc_select(0);
   ADCSRA = _BV(ADEN) | _BV(ADSC) | _BV(ADPS2) | _BV(ADPS1) | _BV(ADPS0);
   while (ADCSRA & _BV(ADSC)) {
   }
