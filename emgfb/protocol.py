@@ -213,6 +213,10 @@ class FrameDecoder:
         self._buf_pos = 0  # stream offset of self._buf[0]
         self._crc_fail_end = 0  # stream offset before which a counted CRC failure spans
         self._next_tick = first_tick
+        self._hdr_mask = np.array(
+            [0xFF, 0xFF, 0, 0, INFO_CHANNELS_MASK | INFO_RESERVED_MASK], dtype=np.uint8
+        )
+        self._hdr_want = np.array([SYNC0, SYNC1, 0, 0, n_channels], dtype=np.uint8)
         # seq the frame before the next one had; after ``start`` the board counts from 0,
         # so the frame "before" it had 65535 and seq k means k lost ticks.
         self._prev_seq: int | None = SEQ_MODULUS - 1 if expect_seq_zero else None
@@ -289,11 +293,9 @@ class FrameDecoder:
         if arr[0] != SYNC0:
             return None
         rows = arr[: k * L].reshape(k, L)
-        info = rows[:, 4]
+        # sync bytes, channel count and zero reserved bits of every header in one compare
         if not (
-            (rows[:, 1] == SYNC1).all()
-            and (rows[:, 0] == SYNC0).all()
-            and ((info & (INFO_CHANNELS_MASK | INFO_RESERVED_MASK)) == self.n_channels).all()
+            ((rows[:, :HEADER_LEN] & self._hdr_mask) == self._hdr_want).all()
             and (_crc8_rows(rows[:, 2:-1]) == rows[:, -1]).all()
         ):
             return None

@@ -38,7 +38,7 @@ def test_json_is_exactly_one_object_with_the_counters(board, capsys):
     assert rc == 0 and out.count("\n") == 1
     s = json.loads(out)
     for key in ("frames", "lost_ticks", "crc_errors", "bytes_skipped", "overrun_flags",
-                "reconnects", "channels", "fs_nominal", "fs_measured", "board"):
+                "reconnects", "channels", "fs_nominal", "fs_measured", "board", "cpu_percent"):
         assert key in s, key
     assert s["channels"] == 8 and s["fs_nominal"] == 2000 and s["board"]["board"] == "emu"
     assert s["frames"] > 500 and s["frames_read"] <= s["frames"]

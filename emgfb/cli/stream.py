@@ -15,12 +15,12 @@ def stream_summary(url: str, seconds: float) -> dict[str, object]:
     if not seconds > 0:
         raise ConfigError(f"--seconds {seconds}: expected a positive number")
     with open_source(url) as src:
-        t0 = time.monotonic()
+        t0, cpu0 = time.monotonic(), time.process_time()
         frames = 0
         while (elapsed := time.monotonic() - t0) < seconds and not src.finished:
             chunk = src.read(min(0.1, max(seconds - elapsed, 0.001)))
             frames += len(chunk) if chunk is not None else 0
-        elapsed = time.monotonic() - t0
+        elapsed, cpu = time.monotonic() - t0, time.process_time() - cpu0
     stats, info = src.stats.as_dict(), src.info
     return {
         "source": url,
@@ -30,6 +30,7 @@ def stream_summary(url: str, seconds: float) -> dict[str, object]:
         "fs_nominal": info.fs,
         "fs_measured": (stats["frames"] + stats["lost_ticks"]) / elapsed,
         "seconds": elapsed,
+        "cpu_percent": 100 * cpu / elapsed,  # this process, all threads, while streaming
         "status": src.status.state,
         "board": info.as_dict(),
     }
@@ -43,7 +44,8 @@ def _run(args: argparse.Namespace) -> int:
     print(f"{s['board']['line']}  ({s['source']})")
     print(
         f"{s['frames']} frames in {s['seconds']:.2f} s: {s['channels']} ch, "
-        f"fs {s['fs_measured']:.1f} Hz measured / {s['fs_nominal']:g} Hz nominal"
+        f"fs {s['fs_measured']:.1f} Hz measured / {s['fs_nominal']:g} Hz nominal, "
+        f"CPU {s['cpu_percent']:.1f} % of one core"
     )
     print(
         f"lost ticks {s['lost_ticks']}, CRC errors {s['crc_errors']}, bytes skipped "
