@@ -401,3 +401,14 @@ def test_ports_cli_probe_finds_the_answering_board(monkeypatch, emulator, tmp_pa
     assert main(["ports", "--port", str(emu.link), "--probe", "--timeout", "0.3"]) == 0
     out = capsys.readouterr().out
     assert "likely Arduino board" in out and f"answers: {emu.line}" in out
+
+
+def test_board_left_streaming_by_a_crashed_host_is_stopped_and_restarted(emulator):
+    emu = emulator(n_channels=6, fs=2000)
+    emu._handle("start")  # a previous session never sent 'stop'
+    with open_source(f"serial://{emu.link}?reset_wait=0") as src:
+        assert emu.wait_command("start", count=2)
+        chunks = read_until(src, lambda c: n_frames(c) >= 200)
+    tick = np.concatenate([c.tick for c in chunks])
+    assert np.array_equal(seq_of(np.concatenate([c.counts for c in chunks])), tick)
+    assert src.stats.crc_errors == src.stats.bytes_skipped == src.stats.lost_ticks == 0
