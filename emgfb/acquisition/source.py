@@ -228,7 +228,7 @@ def _import_builtin_sources() -> None:
     """Import the built-in implementations so they register their schemes."""
     import importlib
 
-    for mod in ("serial_source", "sim_source"):
+    for mod in ("serial_source", "sim_source", "lsl"):
         try:
             importlib.import_module(f"emgfb.acquisition.{mod}")
         except ModuleNotFoundError as exc:

@@ -1,0 +1,551 @@
+"""Lab Streaming Layer (LSL) input: ``lsl://NAME`` as a source, marker inlets, the sample clock.
+
+This module owns everything emgfb reads from LSL and the mapping between sample ticks and
+LSL time that both directions share:
+
+* :class:`LslSource` — a :class:`~emgfb.acquisition.source.Source` that resolves a numeric
+  stream (``lsl://NAME``, ``lsl://type=EMG``, ``lsl://source_id=...``), pulls its chunks,
+  turns LSL timestamps into ticks and its float samples into 16-bit counts;
+* :class:`LslMarkerInlet` — a background inlet on another program's marker stream that
+  hands each marker, clock-corrected and placed on the tick timeline, to a callback (the
+  recording, a live session);
+* :class:`SampleClock` — ``lsl_time = anchor + (tick - anchor_tick) / fs``, anchored once to
+  ``pylsl.local_clock()`` at the first chunk.
+
+pylsl (whose wheels bundle liblsl) is imported lazily inside functions, so emgfb works and
+``emgfb --help`` stays fast where it is missing; using LSL then fails with one
+:class:`~emgfb.errors.DeviceError` line. Imports ``source``, ``montage``, ``protocol``,
+``errors`` and numpy only.
+
+URL parameters of ``lsl://`` (all optional):
+
+============== ========= ===========================================================
+``timeout``     5         seconds to wait for the stream to appear on the network
+``scale``       0.1       µV per count of the virtual 16-bit ADC; one value or one per
+                          channel, comma-separated (``0.1,0.1,0.5``)
+``jitter_ms``   5         timestamp steps up to one sample period plus this are
+                          jitter; longer steps are gaps (lost ticks)
+============== ========= ===========================================================
+
+Quantisation: each float sample ``x`` (in the channel's unit: microvolts unless the stream
+description says ``millivolts`` or ``volts``) becomes ``counts = round(x_uv / scale) + 32768``
+clipped to 0..65535, so the counts-to-µV rule of every other source,
+``uv = (counts - offset_counts) * uv_per_count``, holds with ``uv_per_count = scale`` and
+``offset_counts = 32768``. The default spans ±3.28 mV at 0.1 µV resolution, far beyond
+facial sEMG and below any front-end's noise. A stream published by emgfb itself carries its
+board's scale in ``<desc><acquisition>``; it is then used as is, so the counts equal the
+board's counts exactly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from emgfb import __version__
+from emgfb.acquisition.source import Chunk, Marker, Source, query_param, register_scheme
+from emgfb.errors import ConfigError, DeviceError
+from emgfb.montage import Channel, Montage
+from emgfb.protocol import BoardInfo
+
+log = logging.getLogger(__name__)
+
+_HINT = "lsl:// URL"
+_KNOWN = ("timeout", "scale", "jitter_ms", "name", "type", "source_id", "hostname")
+#: Stream properties a ``lsl://`` URL may select on.
+SELECTORS = ("name", "type", "source_id", "hostname")
+#: Counts of the virtual ADC an LSL stream is quantised into.
+LSL_BITS = 16
+LSL_OFFSET_COUNTS = 32768.0
+DEFAULT_SCALE_UV = 0.1
+#: Unit strings (lower case) in a stream description and their factor to microvolts.
+UNIT_TO_UV = {
+    "microvolts": 1.0, "microvolt": 1.0, "uv": 1.0, "µv": 1.0, "μv": 1.0,
+    "millivolts": 1e3, "millivolt": 1e3, "mv": 1e3,
+    "volts": 1e6, "volt": 1e6, "v": 1e6,
+}
+_PULL_MAX = 4096
+
+
+def import_pylsl() -> Any:
+    """Return the ``pylsl`` module, or raise one :class:`DeviceError` line if unusable.
+
+    Raises
+    ------
+    DeviceError
+        If pylsl is not installed or cannot load liblsl.
+    """
+    try:
+        import pylsl
+    except (ImportError, OSError, RuntimeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DeviceError(
+            f"Lab Streaming Layer unavailable ({first}); install it with: pip install pylsl"
+        ) from None
+    return pylsl
+
+
+def local_clock() -> float:
+    """LSL's local clock (seconds, monotonic), the time base of all LSL timestamps."""
+    return float(import_pylsl().local_clock())
+
+
+def parse_lsl_url(path: str, query: dict[str, str], hint: str = _HINT) -> tuple[str, str]:
+    """The stream property and value an ``lsl://`` URL selects.
+
+    ``lsl://NAME`` selects by name; ``lsl://type=EMG`` (or ``?type=EMG``) by another
+    property of :data:`SELECTORS`.
+
+    Raises
+    ------
+    ConfigError
+        If no stream or an unknown property is named.
+    """
+    path = path.strip("/")
+    chosen = [(k, v) for k, v in query.items() if k in SELECTORS]
+    if path:
+        if "=" in path:
+            key, _, value = path.partition("=")
+            chosen.insert(0, (key, value))
+        else:
+            chosen.insert(0, ("name", path))
+    if not chosen:
+        raise ConfigError(f"{hint}: name a stream, e.g. lsl://MyEMG or lsl://type=EMG")
+    key, value = chosen[0]
+    if key not in SELECTORS or not value:
+        raise ConfigError(
+            f"{hint}: {key}={value!r}: expected a stream name or one of "
+            f"{', '.join(f'{s}=VALUE' for s in SELECTORS)}"
+        )
+    return key, value
+
+
+def resolve_stream(prop: str, value: str, timeout: float) -> Any:
+    """Find the first LSL stream whose ``prop`` equals ``value`` within ``timeout`` s.
+
+    Returns
+    -------
+    pylsl.StreamInfo
+        The stream's (short) info, to open an inlet with.
+
+    Raises
+    ------
+    DeviceError
+        If none appears in time.
+    """
+    pylsl = import_pylsl()
+    found = pylsl.resolve_byprop(prop, value, minimum=1, timeout=float(timeout))
+    if not found:
+        raise DeviceError(
+            f"lsl://: no LSL stream with {prop}={value!r} found within {timeout:g} s "
+            "(is the sending program running, on this network?)"
+        )
+    if len(found) > 1:
+        log.warning("%d LSL streams have %s=%r; using the one from %s", len(found), prop,
+                    value, found[0].hostname())
+    return found[0]
+
+
+class SampleClock:
+    """Map sample ticks to LSL time and back, at the board's nominal rate.
+
+    ``lsl_time(tick) = anchor_time + (tick - anchor_tick) / fs``. It is anchored once, at the
+    first chunk, so timestamps follow the sample clock (gaps stay gaps) and never the
+    jitter of read times. A board clock that runs fast or slow drifts against
+    ``local_clock()`` by that error (no drift correction yet). Thread-safe: anchored by the
+    acquisition thread, read by marker threads.
+
+    Parameters
+    ----------
+    fs
+        Nominal sample rate in Hz.
+    """
+
+    def __init__(self, fs: float):
+        if not fs > 0:
+            raise ConfigError(f"sample clock: fs={fs!r}: expected > 0")
+        self.fs = float(fs)
+        self._anchor_tick = 0
+        self._anchor_time = 0.0
+        self._ready = threading.Event()
+        self._lock = threading.Lock()
+
+    @property
+    def anchored(self) -> bool:
+        """True once :meth:`observe` or :meth:`anchor` has run."""
+        return self._ready.is_set()
+
+    def anchor(self, tick: int, lsl_time: float) -> None:
+        """(Re-)anchor: sample ``tick`` was taken at ``lsl_time``."""
+        with self._lock:
+            self._anchor_tick, self._anchor_time = int(tick), float(lsl_time)
+        self._ready.set()
+
+    def observe(self, chunk: Chunk) -> None:
+        """Anchor at the first chunk seen: its last sample at the moment it was received."""
+        if self.anchored or len(chunk) == 0:
+            return
+        age = max(0.0, time.time() - float(chunk.host_time))
+        self.anchor(int(chunk.tick[-1]), local_clock() - age)
+
+    def time_of(self, tick: np.ndarray | int) -> np.ndarray:
+        """LSL time of ``tick`` (an array or one tick)."""
+        with self._lock:
+            t0, k0 = self._anchor_time, self._anchor_tick
+        return t0 + (np.asarray(tick, dtype=np.float64) - k0) / self.fs
+
+    def tick_at(self, lsl_time: float) -> int:
+        """The tick nearest to ``lsl_time`` (a local-clock time)."""
+        with self._lock:
+            t0, k0 = self._anchor_time, self._anchor_tick
+        return int(k0 + round((float(lsl_time) - t0) * self.fs))
+
+    def wait_anchored(self, timeout: float) -> bool:
+        """Block until anchored or ``timeout`` s passed; True if anchored."""
+        return self._ready.wait(timeout)
+
+
+def _desc_channels(full_info: Any) -> list[dict[str, str]]:
+    """``<desc><channels><channel>`` children as dicts (empty if absent)."""
+    out: list[dict[str, str]] = []
+    ch = full_info.desc().child("channels").child("channel")
+    while not ch.empty():
+        out.append({k: ch.child_value(k) for k in ("label", "unit", "type", "muscle", "side")})
+        ch = ch.next_sibling("channel")
+    return out
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split()]
+    except ValueError:
+        return []
+
+
+class LslSource(Source):
+    """A numeric LSL stream read as an emgfb source.
+
+    Lifecycle as for every :class:`Source`: construct (no I/O) -> :meth:`start` (resolve
+    within ``timeout``, open the inlet, read the stream description) -> :meth:`read` ...
+    -> :meth:`stop` / :meth:`close`.
+
+    Ticks: the first sample is tick 0; each following sample advances one tick, unless its
+    timestamp is more than one sample period plus ``jitter_ms`` after the previous one —
+    then the step in time, at the nominal rate, becomes a step in ticks (a gap of lost
+    ticks, counted in :attr:`stats`). Counts: see the module docstring.
+
+    Parameters
+    ----------
+    prop, value
+        The stream property to select on (``"name"``, ``"type"``, ...) and its value.
+    timeout
+        Seconds to wait for the stream to appear.
+    scale_uv
+        µV per count, one value or one per channel (used unless the stream was published
+        by emgfb, whose own scale then wins).
+    jitter_ms
+        Timestamp jitter tolerated before a step counts as a gap.
+
+    Attributes
+    ----------
+    uv_per_count, offset_counts
+        The counts-to-µV scale (per channel) and zero offset of the delivered counts.
+    montage
+        Channels (label, muscle, side) when the stream describes them, else ``None``.
+    stream_info
+        Name, type, source_id and hostname of the resolved stream.
+    """
+
+    def __init__(self, prop: str, value: str, *, timeout: float = 5.0,
+                 scale_uv: float | list[float] = DEFAULT_SCALE_UV, jitter_ms: float = 5.0):
+        super().__init__()
+        if not timeout > 0:
+            raise ConfigError(f"{_HINT}: timeout={timeout!r}: expected > 0")
+        scales = np.atleast_1d(np.asarray(scale_uv, dtype=np.float64))
+        if not np.all(scales > 0):
+            raise ConfigError(f"{_HINT}: scale={scale_uv!r}: expected µV per count > 0")
+        self.prop, self.value = prop, value
+        self.timeout = float(timeout)
+        self.jitter_s = max(0.0, float(jitter_ms)) / 1000.0
+        self._scale_arg = scales
+        self.uv_per_count: np.ndarray | None = None
+        self.offset_counts = LSL_OFFSET_COUNTS
+        self.montage: Montage | None = None
+        self.stream_info: dict[str, str] = {}
+        self._inlet: Any = None
+        self._pylsl: Any = None
+        self._unit = np.ones(0)
+        self._last_tick = -1
+        self._last_ts: float | None = None
+        self._clipped = 0
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Resolve the stream, open an inlet and derive :attr:`info` from its description."""
+        if self._inlet is not None:
+            return
+        pylsl = self._pylsl = import_pylsl()
+        short = resolve_stream(self.prop, self.value, self.timeout)
+        fs = float(short.nominal_srate())
+        n = int(short.channel_count())
+        if fs <= 0:
+            raise DeviceError(f"lsl://{self.value}: the stream has an irregular rate; "
+                              "emgfb needs a regularly sampled stream")
+        if short.channel_format() == pylsl.cf_string:
+            raise DeviceError(f"lsl://{self.value}: a string stream (markers?) is not EMG")
+        if n > 16:
+            raise DeviceError(f"lsl://{self.value}: {n} channels; emgfb handles at most 16")
+        inlet = pylsl.StreamInlet(short, max_buflen=60, recover=True)
+        try:
+            full = inlet.info(self.timeout)
+            inlet.open_stream(self.timeout)
+        except Exception as exc:  # pylsl raises its own TimeoutError/LostError types
+            raise DeviceError(f"lsl://{self.value}: cannot open the stream ({exc})") from None
+        self._inlet = inlet
+        self._configure(full, n, fs)
+        self._last_tick, self._last_ts = -1, None
+        self.status.state, self.status.detail = "streaming", self._info.line
+        log.info("LSL inlet open: %s (%d ch at %g Hz from %s)", full.name(), n, fs,
+                 full.hostname())
+
+    def _configure(self, full: Any, n: int, fs: float) -> None:
+        chans = _desc_channels(full)
+        if len(chans) != n:
+            chans = [{"label": f"ch{i}", "unit": "", "muscle": "", "side": ""}
+                     for i in range(n)]
+        units = [c["unit"].strip().lower() for c in chans]
+        unknown = sorted({u for u in units if u not in UNIT_TO_UV})
+        if unknown:
+            log.warning("lsl://%s: channel unit(s) %s unknown; taken as microvolts",
+                        self.value, ", ".join(repr(u) for u in unknown))
+        self._unit = np.array([UNIT_TO_UV.get(u, 1.0) for u in units])
+        acq = full.desc().child("acquisition")
+        own_scale = _floats(acq.child_value("uv_per_count"))
+        own_offset = _floats(acq.child_value("offset_counts"))
+        if acq.child_value("manufacturer") == "emgfb" and own_scale and own_offset:
+            # emgfb's own stream: reproduce the board's counts exactly
+            self.uv_per_count = np.broadcast_to(np.asarray(own_scale), (n,)).astype(float)
+            offset = np.broadcast_to(np.asarray(own_offset), (n,)).astype(float)
+            self.offset_counts = float(offset[0]) if np.all(offset == offset[0]) else offset
+            bits = int(acq.child_value("bits") or LSL_BITS)
+        else:
+            if self._scale_arg.size not in (1, n):
+                raise ConfigError(f"{_HINT}: scale has {self._scale_arg.size} values, the "
+                                  f"stream has {n} channels")
+            self.uv_per_count = np.broadcast_to(self._scale_arg, (n,)).astype(float)
+            self.offset_counts = LSL_OFFSET_COUNTS
+            bits = LSL_BITS
+        self._bits = bits
+        if all(c.get("muscle") and c.get("side") in ("left", "right") for c in chans):
+            self.montage = Montage(
+                f"lsl-{full.name()}",
+                tuple(Channel(c["label"], c["muscle"], c["side"]) for c in chans),
+                full.desc().child("montage").child_value("affected_side") or "left",
+            )
+        self.stream_info = {"name": full.name(), "type": full.type(),
+                            "source_id": full.source_id(), "hostname": full.hostname()}
+        vref_mv = float(self.uv_per_count[0]) * (1 << bits) / 1000.0
+        info = BoardInfo(__version__, "lsl", n, fs, bits, vref_mv, "",
+                         extra={f"lsl_{k}": v for k, v in self.stream_info.items()})
+        self._info = dataclasses.replace(info, line=f"{info.format_line()} lsl={full.name()}")
+
+    def stop(self) -> None:
+        """Close the inlet (idempotent)."""
+        inlet, self._inlet = self._inlet, None
+        if inlet is not None:
+            try:
+                inlet.close_stream()
+            finally:
+                del inlet
+            self.status.state = "stopped"
+            log.info("LSL inlet closed: lsl://%s", self.value)
+
+    # -- data ----------------------------------------------------------------------------
+
+    def read(self, timeout: float | None = 0.1) -> Chunk | None:
+        """Pull what has arrived, waiting up to ``timeout`` s for the first sample."""
+        inlet = self._inlet
+        if inlet is None:
+            return None
+        try:
+            samples, stamps = inlet.pull_chunk(timeout=0.0, max_samples=_PULL_MAX)
+            if not stamps and timeout:
+                sample, ts = inlet.pull_sample(timeout=float(timeout))
+                if sample is None:
+                    return None
+                more, more_ts = inlet.pull_chunk(timeout=0.0, max_samples=_PULL_MAX - 1)
+                samples, stamps = [sample, *more], [ts, *more_ts]
+        except self._pylsl.LostError:
+            self.status.state, self.status.detail = "failed", "LSL stream lost"
+            raise DeviceError(f"lsl://{self.value}: the stream was lost") from None
+        if not stamps:
+            return None
+        host_time = time.time()
+        x = np.asarray(samples, dtype=np.float64).reshape(len(stamps), -1)
+        ticks = self._ticks(np.asarray(stamps, dtype=np.float64))
+        counts = self._quantise(x)
+        overrun = np.zeros(len(ticks), dtype=bool)
+        self.stats.frames += len(ticks)
+        return Chunk(ticks, counts, overrun, host_time)
+
+    def _ticks(self, ts: np.ndarray) -> np.ndarray:
+        """Ticks of samples with LSL timestamps ``ts`` (see the class docstring)."""
+        fs = self.info.fs
+        prev_ts = np.concatenate(([ts[0] if self._last_ts is None else self._last_ts], ts[:-1]))
+        dt = ts - prev_ts
+        step = np.ones(len(ts), dtype=np.int64)
+        gap = dt > 1.0 / fs + self.jitter_s
+        step[gap] = np.maximum(1, np.rint(dt[gap] * fs)).astype(np.int64)
+        if self._last_ts is None:
+            step[0] = 1
+        ticks = self._last_tick + np.cumsum(step)
+        self.stats.lost_ticks += int(np.sum(step - 1))
+        self._last_tick, self._last_ts = int(ticks[-1]), float(ts[-1])
+        return ticks
+
+    def _quantise(self, x: np.ndarray) -> np.ndarray:
+        uv = x * self._unit
+        bad = ~np.isfinite(uv)
+        if bad.any():
+            uv = np.where(bad, 0.0, uv)
+        c = np.rint(uv / self.uv_per_count + self.offset_counts)
+        clipped = (c < 0) | (c > 65535)
+        if clipped.any():
+            if self._clipped == 0:
+                log.warning("lsl://%s: values beyond the ±%.0f µV range are clipped (raise "
+                            "scale=)", self.value, float(np.max(self.uv_per_count)) * 32768)
+            self._clipped += int(clipped.sum())
+        return np.clip(c, 0, 65535).astype(np.uint16)
+
+
+class LslMarkerInlet:
+    """Another program's LSL marker stream, delivered as :class:`Marker` on the tick timeline.
+
+    Each marker's timestamp (the sender's clock) plus ``inlet.time_correction()`` gives the
+    local LSL time, which ``clock`` turns into the tick recorded at that moment. Markers
+    that arrive before the clock is anchored wait for it. A background thread pulls and
+    calls ``on_marker(marker)`` (which must be thread-safe, e.g. ``SessionWriter.add_marker``).
+
+    Lifecycle: construct (no I/O) -> :meth:`start` (resolve within ``timeout``, open, first
+    clock-offset estimate, start the thread) -> :meth:`stop`. ``with`` does both.
+
+    Parameters
+    ----------
+    url
+        ``lsl://NAME`` or ``lsl://type=Markers`` ...
+    clock
+        The tick <-> LSL time mapping of the session's samples.
+    on_marker
+        Called from the inlet thread for each marker.
+    kind
+        :attr:`Marker.kind` given to the markers.
+    """
+
+    def __init__(self, url: str, clock: SampleClock, on_marker: Callable[[Marker], None],
+                 *, timeout: float = 5.0, kind: str = "lsl"):
+        from emgfb.acquisition.source import parse_source_url
+
+        scheme, path, query = parse_source_url(url)
+        hint = f"--markers-from {url!r}"
+        if scheme != "lsl":
+            raise ConfigError(f"{hint}: expected an lsl:// URL, e.g. lsl://MyMarkers")
+        self.prop, self.value = parse_lsl_url(path, query, hint)
+        self.timeout = float(query_param(query, "timeout", float, timeout, hint))
+        self.url = url
+        self.clock = clock
+        self.on_marker = on_marker
+        self.kind = kind
+        self.received = 0
+        self.time_correction = 0.0
+        self._inlet: Any = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.error: str | None = None
+
+    def start(self) -> None:
+        """Resolve and open the marker stream, estimate the clock offset, start pulling."""
+        pylsl = import_pylsl()
+        short = resolve_stream(self.prop, self.value, self.timeout)
+        inlet = pylsl.StreamInlet(short, max_buflen=360, recover=True)
+        try:
+            inlet.open_stream(self.timeout)
+            self.time_correction = float(inlet.time_correction(self.timeout))
+        except Exception as exc:  # pylsl's TimeoutError/LostError
+            raise DeviceError(f"{self.url}: cannot open the marker stream ({exc})") from None
+        self._inlet = inlet
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="emgfb-lsl-markers",
+                                        daemon=True)
+        self._thread.start()
+        log.info("LSL marker inlet open: %s (clock offset %+.6f s)", self.url,
+                 self.time_correction)
+
+    def _run(self) -> None:
+        pending: list[tuple[str, float]] = []
+        try:
+            while not self._stop.is_set():
+                sample, ts = self._inlet.pull_sample(timeout=0.05)
+                if sample is not None:
+                    label = " ".join(str(v) for v in sample)
+                    try:
+                        self.time_correction = float(self._inlet.time_correction(0.5))
+                    except Exception as exc:  # keep the last estimate
+                        log.debug("time_correction failed: %s", exc)
+                    pending.append((label, float(ts) + self.time_correction))
+                if pending and self.clock.anchored:
+                    for label, t in pending:
+                        marker = Marker(max(0, self.clock.tick_at(t)), label, self.kind)
+                        self.on_marker(marker)
+                        self.received += 1
+                        log.info("LSL marker %r at tick %d", label, marker.tick)
+                    pending.clear()
+        except Exception as exc:  # surfaced as state, never swallowed
+            log.exception("LSL marker inlet failed")
+            self.error = f"{type(exc).__name__}: {exc}"
+
+    def stop(self, timeout: float = 2.0) -> None:
+        """Stop the thread and close the inlet (idempotent)."""
+        self._stop.set()
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.join(timeout)
+        inlet, self._inlet = self._inlet, None
+        if inlet is not None:
+            inlet.close_stream()
+
+    def __enter__(self) -> LslMarkerInlet:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _open_lsl(path: str, query: dict[str, str]) -> LslSource:
+    unknown = sorted(set(query) - set(_KNOWN))
+    if unknown:
+        raise ConfigError(f"{_HINT}: unknown parameter(s) {', '.join(unknown)}; expected "
+                          f"{', '.join(_KNOWN)}")
+    prop, value = parse_lsl_url(path, query)
+    raw_scale = query.get("scale", "")
+    try:
+        scale = [float(v) for v in raw_scale.split(",")] if raw_scale else [DEFAULT_SCALE_UV]
+    except ValueError:
+        raise ConfigError(f"{_HINT}: scale={raw_scale!r}: expected µV per count, e.g. 0.1 "
+                          "or 0.1,0.2,...") from None
+    return LslSource(
+        prop, value,
+        timeout=query_param(query, "timeout", float, 5.0, _HINT),
+        scale_uv=scale if len(scale) > 1 else scale[0],
+        jitter_ms=query_param(query, "jitter_ms", float, 5.0, _HINT),
+    )
+
+
+register_scheme("lsl", _open_lsl)
