@@ -1,0 +1,308 @@
+"""Tests of ``emgfb report`` / ``emgfb progress``: tables hold the stored numbers, pages are
+self-contained, plain recordings work, progress shows one point per session, errors."""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from emgfb.acquisition.source import Marker
+from emgfb.cli import main
+from emgfb.exercises.progress import build_progress
+from emgfb.exercises.report import METRICS, SCORE_METRICS, build_report, write_report
+from emgfb.montage import load_montage
+from emgfb.protocol import BoardInfo
+from emgfb.recording import write_arrays
+
+FS = 1000.0
+REPO = Path(__file__).resolve().parents[2]
+
+# (name, kind, start s, end s)
+STEPS = [("signal check", "signal-check", 0, 3), ("rest", "rest", 3, 13),
+         ("reference", "reference", 13, 19), ("Smile", "exercise", 19, 37),
+         ("Brow lift", "exercise", 37, 49), ("post-rest", "post-rest", 49, 52)]
+
+
+def _scores(seed: int) -> list[dict]:
+    """Per-rep scores: 3 smiles (suppress OOC-L), 2 brow lifts, values drift with ``seed``."""
+    rows = []
+    for rep in range(3):
+        start = int((20 + 6 * rep) * FS)
+        rows.append({
+            "step": 3, "exercise": "Smile", "sunnybrook": "open-mouth smile", "rep": rep + 1,
+            "start_tick": start, "end_tick": start + int(5 * FS), "target_channel": "ZYG-L",
+            "suppression_channels": ["OOC-L"], "pct_in_band": 50.0 + 10 * seed + rep,
+            "nrmse": 0.40 - 0.05 * seed, "overshoot_pct": 12.5 + rep, "lag_ms": 180.0 + rep,
+            "pct_below_ceiling": 70.0 + 5 * seed, "symmetry_ratio": 0.6 + 0.1 * seed,
+            "asymmetry_index": 0.25 - 0.05 * seed, "oral_ocular_index": 0.35 - 0.05 * seed,
+        })
+    for rep in range(2):
+        start = int((38 + 5 * rep) * FS)
+        rows.append({
+            "step": 4, "exercise": "Brow lift", "sunnybrook": "brow lift", "rep": rep + 1,
+            "start_tick": start, "end_tick": start + int(4 * FS), "target_channel": "FRO-L",
+            "suppression_channels": [], "pct_in_band": 80.0 + rep, "nrmse": 0.2,
+            "overshoot_pct": 3.0, "lag_ms": 120.0, "pct_below_ceiling": None,
+            "symmetry_ratio": 0.9, "asymmetry_index": 0.05, "oral_ocular_index": None,
+        })
+    return rows
+
+
+def make_session(path: Path, *, seed: int = 0, subject: str = "P007",
+                 date: str = "2026-11-02T09:15:00.000Z", guided: bool = True,
+                 gap: bool = False) -> Path:
+    """A 52 s, 6-channel session: noise at rest, bursts during reps; documents if guided."""
+    rng = np.random.default_rng(100 + seed)
+    montage = load_montage("face6")
+    n = int(STEPS[-1][3] * FS)
+    uv = rng.normal(0.0, 2.0, (n, 6))
+    level = np.zeros((n, 6))
+    rows = _scores(seed)
+    for r in rows:
+        a, b = r["start_tick"], r["end_tick"]
+        t = montage.labels.index(r["target_channel"])
+        level[a:b, t] = 40.0
+        level[a:b, t + 1] = 60.0  # healthy partner (right) stronger
+        for sup in r["suppression_channels"]:
+            level[a:b, montage.labels.index(sup)] = 15.0
+    uv += rng.normal(0.0, 1.0, (n, 6)) * level
+    counts = np.clip(np.round(512 + uv / 2.0), 0, 1023).astype(np.uint16)
+    tick = np.arange(n, dtype=np.int64)
+    if gap:
+        counts = np.delete(counts, np.s_[30_000:30_050], axis=0)
+        tick = np.delete(tick, np.s_[30_000:30_050])
+    markers = []
+    meta: dict = {"subject": subject, "start_time_utc": date, "notes": "Ms Jane Doe"}
+    info = BoardInfo("1.0.0", "uno", 6, FS, 10, 5000.0, "EMGFB fw=1.0.0 board=uno serial=XYZ")
+    if guided:
+        for name, kind, a, _b in STEPS:
+            markers.append(Marker(int(a * FS), f"{kind}: {name}", "phase"))
+        for r in rows:
+            markers.append(Marker(r["start_tick"], f"{r['exercise']} rep {r['rep']} start", "rep"))
+            markers.append(Marker(r["end_tick"], f"{r['exercise']} rep {r['rep']} end", "rep"))
+        meta["protocol"] = {"name": "demo", "montage": "face6", "steps": [
+            {"kind": kind, "label": name, "start_tick": int(a * FS), "end_tick": int(b * FS),
+             **({"name": "smile", "sunnybrook": "open-mouth smile",
+                 "target": ["zygomaticus_major"], "suppress": ["orbicularis_oculi"],
+                 "shape": "hold", "level_pct": 30, "ramp_up_s": 1, "hold_s": 3,
+                 "ramp_down_s": 1, "reps": 3, "band_pct": 10,
+                 "ceiling": {"mode": "baseline_sd", "value": 3}} if name == "Smile" else {}),
+             **({"name": "brow lift", "sunnybrook": "brow lift", "target": ["frontalis"],
+                 "suppress": [], "shape": "mirror", "level_pct": 30, "ramp_up_s": 1,
+                 "hold_s": 2, "ramp_down_s": 1, "reps": 2, "band_pct": 10,
+                 "ceiling": {"mode": "baseline_sd", "value": 3}} if name == "Brow lift"
+                else {})}
+            for name, kind, a, b in STEPS]}
+        meta["calibration"] = {"rest": {"mean_uv": [2.1, 2.2, 2.3, 2.4, 2.5, 2.6],
+                                        "sd_uv": [0.5, 0.5, 0.6, 0.6, 0.7, 0.7]},
+                               "reference_uv": [80.0, 120.0, 90.0, 100.0, 70.0, 140.0]}
+        meta["scores"] = rows
+    return write_arrays(path, counts, FS, montage, 2.0, 512.0, tick=tick, markers=markers,
+                        info=info, meta=meta)
+
+
+class _Tables(HTMLParser):
+    """Collect every table as a list of rows of cell texts, keyed by its class."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tables: list[tuple[str, list[list[str]]]] = []
+        self._cell: list[str] | None = None
+        self.srcs: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        a = dict(attrs)
+        if tag == "table":
+            self.tables.append((a.get("class") or "", []))
+        elif tag == "tr" and self.tables:
+            self.tables[-1][1].append([])
+        elif tag in ("td", "th"):
+            self._cell = []
+        elif tag in ("img", "script", "link", "iframe"):
+            self.srcs.append(a.get("src") or a.get("href") or "")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("td", "th") and self._cell is not None:
+            self.tables[-1][1][-1].append("".join(self._cell).strip())
+            self._cell = None
+
+    def handle_data(self, data: str) -> None:
+        if self._cell is not None:
+            self._cell.append(data)
+
+    def table(self, cls: str) -> list[list[str]]:
+        return next(rows for c, rows in self.tables if cls in c.split())
+
+
+def _parse(text: str) -> _Tables:
+    p = _Tables()
+    p.feed(text)
+    return p
+
+
+@pytest.fixture(scope="module")
+def guided(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_session(tmp_path_factory.mktemp("rep") / "s1.h5", gap=True)
+
+
+@pytest.fixture(scope="module")
+def guided_html(guided: Path) -> str:
+    return build_report(guided)
+
+
+def test_rep_table_holds_the_stored_scores(guided_html: str) -> None:
+    p = _parse(guided_html)
+    rep_tables = [rows for c, rows in p.tables if "reps" in c.split()]
+    assert len(rep_tables) == 2  # Smile, Brow lift
+    head, *body = rep_tables[0]
+    assert len(body) == 3
+    scores = _scores(0)
+    for row, want in zip(body, scores[:3], strict=True):
+        assert row[0] == str(want["rep"])
+        assert float(row[1]) == pytest.approx(want["start_tick"] / FS, abs=0.05)
+        for k, m in enumerate(SCORE_METRICS):
+            cell = row[2 + k]
+            if want[m.key] is None:
+                assert cell == "–"
+            else:
+                assert float(cell) == pytest.approx(want[m.key], abs=0.6 * 10 ** -m.digits)
+    # undefined oral-ocular index of the brow lift shows as a dash
+    brow = rep_tables[1]
+    col = brow[0].index("Oral-ocular")
+    assert [r[col] for r in brow[1:]] == ["–", "–"]
+
+
+def test_summary_and_calibration_tables(guided_html: str) -> None:
+    p = _parse(guided_html)
+    summary = p.table("exercise-summary")
+    smile = next(r for r in summary if r[0] == "Smile")
+    assert smile[1] == "open-mouth smile" and smile[2] == "3"
+    col = summary[0].index("In band (%)")
+    assert float(smile[col].split("±")[0]) == pytest.approx(51.0, abs=0.05)  # 50, 51, 52
+    cal = p.table("calibration")
+    zyg_l = next(r for r in cal if r[0] == "ZYG-L")
+    assert float(zyg_l[3]) == pytest.approx(2.5)   # rest mean
+    assert float(zyg_l[5]) == pytest.approx(2.5 + 3 * 0.7, abs=0.01)  # ceiling
+    assert float(zyg_l[6]) == pytest.approx(70.0)  # reference
+    assert float(zyg_l[7]) == pytest.approx(70.0 / 140.0, abs=0.005)  # A/H
+    # %COCON of a smile is defined (OOC-L fires with ZYG-L), of a brow lift not
+    reps = [rows for c, rows in p.tables if "reps" in c.split()]
+    assert all(0 < float(r[-1]) < 100 for r in reps[0][1:])
+    assert all(r[-1] == "–" for r in reps[1][1:])
+
+
+def test_report_is_self_contained_and_private(guided_html: str) -> None:
+    p = _parse(guided_html)
+    assert p.srcs and all(s.startswith("data:image/png;base64,") for s in p.srcs)
+    assert "http://" not in guided_html and "https://" not in guided_html
+    assert 'src="file' not in guided_html and "<script" not in guided_html
+    text = re.sub(r"data:image/png;base64,[^\"]+", "", guided_html)
+    assert "Jane" not in text and "XYZ" not in text  # notes, board serial
+    assert "P007" in text and "2026-11-02" in text
+
+
+def test_report_shows_gaps_quality_and_definitions(guided_html: str) -> None:
+    p = _parse(guided_html)
+    assert "50 samples lost" in guided_html
+    gap_rows = next(rows for c, rows in p.tables if rows and rows[0][0] == "At (s)")
+    assert gap_rows[1][1] == "50" and gap_rows[1][3] == "exercise: Smile"
+    quality = next(rows for c, rows in p.tables if rows and "Rest RMS (µV)" in rows[0])
+    assert [r[0] for r in quality[1:]] == ["FRO-L", "FRO-R", "OOC-L", "OOC-R", "ZYG-L",
+                                           "ZYG-R"]
+    rest = [float(r[1]) for r in quality[1:]]
+    assert all(1.0 < v < 4.0 for v in rest)  # 2 µV noise at rest
+    for m in SCORE_METRICS:
+        assert f"<dt>{m.title}" in guided_html  # every shown metric is defined
+
+
+def test_plain_recording_without_documents(tmp_path: Path) -> None:
+    path = make_session(tmp_path / "plain.h5", guided=False)
+    text = build_report(path)
+    p = _parse(text)
+    assert not [c for c, _ in p.tables if "reps" in c.split() or "calibration" in c.split()]
+    assert "Signal quality" in text and "Envelopes" in text and "No lost samples" in text
+    assert len(p.srcs) == 1
+
+
+def test_cli_report_refuses_overwrite_and_bad_input(tmp_path: Path, guided: Path,
+                                                    capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "r.html"
+    assert main(["report", str(guided), "-o", str(out)]) == 0
+    assert out.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+    err = capsys.readouterr().err
+    assert "computing envelopes" in err
+    before = out.stat().st_mtime_ns
+    assert main(["report", str(guided), "-o", str(out)]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert out.stat().st_mtime_ns == before
+    assert main(["report", str(guided), "-o", str(out), "--force", "-q"]) == 0
+    assert capsys.readouterr().err == ""
+    assert main(["report", str(tmp_path / "missing.h5"), "-o", str(tmp_path / "x.html")]) == 2
+    err = capsys.readouterr().err
+    assert "missing.h5: file not found" in err and err.count("\n") == 1
+    junk = tmp_path / "junk.h5"
+    junk.write_text("not hdf5")
+    assert main(["report", str(junk), "-o", str(tmp_path / "x.html")]) == 2
+    assert "not an HDF5 file" in capsys.readouterr().err
+    assert not (tmp_path / "x.html").exists()
+
+
+def test_write_report_checks_the_output_first(tmp_path: Path) -> None:
+    from emgfb.errors import EmgfbError
+
+    out = tmp_path / "exists.html"
+    out.write_text("keep")
+    with pytest.raises(EmgfbError, match="already exists"):
+        write_report(tmp_path / "nothing.h5", out)
+    assert out.read_text() == "keep"
+
+
+def test_progress_three_sessions_one_point_per_session(tmp_path: Path) -> None:
+    for k, day in enumerate(["2026-10-05", "2026-10-19", "2026-11-02"]):
+        make_session(tmp_path / f"s{k}.h5", seed=k, date=f"{day}T09:00:00.000Z")
+    (tmp_path / "readme.txt").write_text("not a session")
+    (tmp_path / "broken.h5").write_text("not hdf5 either")
+    text = build_progress(tmp_path)
+    points = dict(re.findall(r'data-metric="([a-z_]+)" data-points="(\d+)"', text))
+    for m in SCORE_METRICS:
+        if m.key in ("oral_ocular_index", "pct_below_ceiling"):
+            assert points[m.key] == "3"  # smile only
+        else:
+            assert points[m.key] == "6"  # 3 sessions x 2 exercises
+    p = _parse(text)
+    trend = p.table("trend")
+    head = trend[0]
+    smile = [r for r in trend[1:] if r[1] == "Smile"]
+    assert [r[0] for r in smile] == ["2026-10-05", "2026-10-19", "2026-11-02"]
+    col = head.index("In band (%)")
+    assert [float(r[col]) for r in smile] == pytest.approx([51.0, 61.0, 71.0])
+    assert "broken.h5" in text  # skipped with a note
+    plain = re.sub(r"data:image/png;base64,[^\"]+", "", text)
+    assert "09:00" not in plain and "Jane" not in plain  # dates reduced, no notes
+    assert "data:image/png;base64," in text and "http://" not in text
+
+
+def test_progress_needs_one_subject(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    make_session(tmp_path / "a.h5", subject="P007")
+    make_session(tmp_path / "b.h5", subject="P008", date="2026-11-09T09:00:00.000Z")
+    out = tmp_path / "p.html"
+    assert main(["progress", str(tmp_path), "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "P007" in err and "P008" in err and "--subject" in err
+    assert main(["progress", str(tmp_path), "-o", str(out), "--subject", "P008"]) == 0
+    assert out.exists()
+    assert main(["progress", str(tmp_path), "-o", str(tmp_path / "q.html"),
+                 "--subject", "P009"]) == 2
+    assert "P009" in capsys.readouterr().err
+    assert main(["progress", str(tmp_path / "nope"), "-o", str(tmp_path / "r.html")]) == 2
+    assert "not a directory" in capsys.readouterr().err
+
+
+def test_metrics_doc_defines_every_metric() -> None:
+    doc = (REPO / "docs" / "metrics.md").read_text(encoding="utf-8")
+    for key in METRICS:
+        assert f"`{key}`" in doc, key
