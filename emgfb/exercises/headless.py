@@ -1,0 +1,273 @@
+"""Headless guided session: source -> envelope -> runner -> recording, in one loop.
+
+This module owns :func:`run_session`, a synchronous, deterministic loop without threads
+of its own (the :class:`~emgfb.recording.SessionWriter` keeps its writer thread) and
+without :class:`~emgfb.live.LiveSession`: for each chunk it lets the autopilot patient
+(simulated boards only) react to the runner's cue, reads the next chunk, writes it,
+computes its envelope (:class:`~emgfb.dsp.EnvelopePipeline`, the settings stored in the
+file), feeds the :class:`~emgfb.exercises.runner.SessionRunner` and stores its markers;
+the calibration, protocol and scores documents are stored as soon as they change and
+again at the end. With ``sim://?speed=0`` a session runs as fast as the CPU allows and
+its results depend only on the seeds. KeyboardInterrupt ends it cleanly and keeps the
+file. Imports ``acquisition``, ``dsp``, ``recording``, ``config``, ``montage``,
+``errors`` and the other ``exercises`` modules; never the GUI.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from emgfb.acquisition.source import open_source, parse_source_url
+from emgfb.config import load_frontend
+from emgfb.errors import ConfigError
+from emgfb.exercises.autopilot import AutopilotPatient
+from emgfb.exercises.protocol import Protocol, load_protocol
+from emgfb.exercises.runner import RunnerEvent, SessionRunner
+from emgfb.montage import Montage, load_montage
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SOURCE = "sim://?speed=0"
+
+
+@dataclass
+class SessionResult:
+    """What :func:`run_session` did.
+
+    Attributes
+    ----------
+    path
+        The recording.
+    protocol
+        The protocol run.
+    finished
+        True if every step ran; False after an interrupt or the end of the source.
+    interrupted
+        True if KeyboardInterrupt ended the session.
+    samples, lost_ticks
+        Samples written and ticks lost.
+    elapsed_s
+        Session time run.
+    scores, calibration
+        The documents stored.
+    recording_error
+        The writer's error message, if it failed.
+    """
+
+    path: Path
+    protocol: Protocol
+    finished: bool = False
+    interrupted: bool = False
+    samples: int = 0
+    lost_ticks: int = 0
+    elapsed_s: float = 0.0
+    scores: list[dict[str, Any]] = field(default_factory=list)
+    calibration: dict[str, Any] = field(default_factory=dict)
+    recording_error: str | None = None
+
+
+def session_source_url(url: str, montage: Montage, montage_arg: str) -> str:
+    """Add the montage to a ``sim://`` URL that names none, so the board matches it."""
+    scheme, _path, query = parse_source_url(url)
+    if scheme != "sim" or "montage" in query or "ch" in query:
+        return url
+    query = {**query, "montage": montage_arg}
+    return url.split("?", 1)[0] + "?" + urlencode(query)
+
+
+def prepare(protocol: str | Path, montage: str | None = None
+            ) -> tuple[Protocol, Montage, str]:
+    """Load the protocol and the montage (given, else the protocol's) and cross-check them.
+
+    Raises
+    ------
+    ConfigError
+        On any problem with either file, before anything is opened.
+    """
+    proto = load_protocol(protocol)
+    montage_arg = montage or proto.montage
+    mont = load_montage(montage_arg)
+    proto.check_montage(mont)
+    return proto, mont, montage_arg
+
+
+def run_session(
+    protocol: str | Path,
+    output: str | Path,
+    source_url: str = DEFAULT_SOURCE,
+    *,
+    montage: str | None = None,
+    subject: str = "",
+    notes: str = "",
+    dsp: str | Path | None = None,
+    frontend: str = "bioamp",
+    autopilot: bool = True,
+    seed: int = 1,
+    progress: Callable[[str], None] | None = None,
+    progress_every_s: float = 10.0,
+) -> SessionResult:
+    """Run a guided session headless and record it.
+
+    Parameters
+    ----------
+    protocol
+        Protocol name (``demo``) or TOML path.
+    output
+        New ``.h5`` file (never overwritten).
+    source_url
+        Board URL (default ``sim://?speed=0``: the simulated board, unpaced).
+    montage
+        Montage name or TOML (default: the protocol's ``montage``).
+    subject, notes
+        Pseudonymous subject code and session notes.
+    dsp
+        DSP settings TOML (default: bundled).
+    frontend
+        Front-end name or TOML (counts-to-µV scale).
+    autopilot
+        Let the autopilot patient follow the cues on a simulated board.
+    seed
+        Seed of the autopilot patient.
+    progress
+        Called with a one-line status every ``progress_every_s`` of session time and at
+        every step start.
+
+    Raises
+    ------
+    EmgfbError
+        On bad files or options (before the session starts), a failing board, or an
+        unusable calibration (the recording is kept up to that point).
+    """
+    from emgfb.dsp import EnvelopePipeline, load_dsp_config
+    from emgfb.recording.schema import check_subject
+    from emgfb.recording.writer import SessionWriter, check_new_path
+
+    output = Path(output)
+    check_subject(subject)
+    check_new_path(output)
+    proto, mont, montage_arg = prepare(protocol, montage)
+    cfg = load_dsp_config(dsp)
+    fe = load_frontend(frontend)
+    url = session_source_url(source_url, mont, montage_arg)
+    source = open_source(url)
+    result = SessionResult(output, proto)
+    say = progress or (lambda line: None)
+    with source:
+        info = source.info
+        if info.n_channels != mont.n_channels:
+            raise ConfigError(f"source {url!r} sends {info.n_channels} channels: expected "
+                              f"{mont.n_channels} for montage {mont.name!r}")
+        uv = getattr(source, "uv_per_count", None)
+        uv = fe.uv_per_count(info.bits, info.vref_mv) if uv is None else uv
+        off = getattr(source, "offset_counts", None)
+        off = fe.offset_counts(info.bits, info.vref_mv) if off is None else off
+        pipe = EnvelopePipeline(cfg, info.fs, info.n_channels, uv, off)
+        runner = SessionRunner(proto, mont, info.fs,
+                               reference_window_s=cfg.calibration.reference_window_ms / 1000)
+        model = getattr(source, "model", None)
+        pilot = AutopilotPatient(model, info.fs, seed) if autopilot and model else None
+        extra = {"source_url": url, "protocol": proto.name, "session": "guided",
+                 "autopilot": {"seed": seed} if pilot else None}
+        writer = SessionWriter(
+            output, info=info, montage=mont, uv_per_count=uv, offset_counts=off,
+            subject=subject, notes=notes, dsp_config=cfg.as_dict(),
+            frontend={"name": fe.name, "gain": fe.gain, "band_hz": list(fe.band_hz),
+                      "offset_mv": fe.offset_mv, "electrodes": ""},
+            extra_meta=extra,
+        )
+        writer.start()
+        writer.set_document("protocol", runner.protocol_document())
+        next_report = 0.0
+        try:
+            while not runner.finished:
+                if pilot is not None:
+                    pilot.update(runner.cue)
+                chunk = source.read(timeout=1.0)
+                if chunk is None or not len(chunk):
+                    if source.finished:
+                        log.warning("source %s ended before the protocol", url)
+                        break
+                    continue
+                writer.write(chunk)
+                env = pipe.process(chunk.counts, tick=chunk.tick)
+                events = runner.feed(chunk.tick, env)
+                _store(events, runner, writer, say)
+                if runner.elapsed_s >= next_report:
+                    say(_status(runner))
+                    next_report += progress_every_s
+        except KeyboardInterrupt:
+            result.interrupted = True
+            log.warning("session interrupted at %.1f s", runner.elapsed_s)
+        finally:
+            if model is not None:
+                model.set_drive(None)
+            writer.set_document("calibration", runner.calibration_document())
+            writer.set_document("protocol", runner.protocol_document())
+            writer.set_document("scores", runner.scores)
+            writer.close()
+    result.finished = runner.finished
+    result.samples = writer.samples_written
+    result.lost_ticks = writer.lost_ticks
+    result.elapsed_s = runner.elapsed_s
+    result.scores = list(runner.scores)
+    result.calibration = runner.calibration_document()
+    result.recording_error = str(writer.error) if writer.failed else None
+    return result
+
+
+def _store(events: list[RunnerEvent], runner: SessionRunner, writer: Any,
+           say: Callable[[str], None]) -> None:
+    for ev in events:
+        if ev.kind == "marker" and ev.marker is not None:
+            writer.add_marker(ev.marker)
+            if ev.marker.kind == "phase" and not ev.marker.label.endswith(": end"):
+                log.debug("%s", ev.marker.label)
+        elif ev.kind == "calibration":
+            writer.set_document("calibration", runner.calibration_document())
+        elif ev.kind == "score" and ev.score is not None:
+            writer.set_document("scores", runner.scores)
+            s = ev.score
+            say(f"{s['step']} rep {s['rep']}/{s['n_reps']}: " + _fmt_score(s))
+        elif ev.kind == "step":
+            writer.set_document("protocol", runner.protocol_document())
+
+
+def _fmt_score(s: dict[str, Any]) -> str:
+    parts = []
+    for key, fmt in (("pct_in_band", "in band {:.0f} %"), ("lag_ms", "lag {:.0f} ms"),
+                     ("pct_below_ceiling", "below ceiling {:.0f} %"),
+                     ("symmetry_ratio", "A/H {:.2f}"), ("oral_ocular_index", "OOI {:.2f}")):
+        if s.get(key) is not None:
+            parts.append(fmt.format(s[key]))
+    return ", ".join(parts) or "no valid samples"
+
+
+def _status(runner: SessionRunner) -> str:
+    cue = runner.cue
+    if cue.finished:
+        return f"finished, elapsed {runner.elapsed_s:.1f} s"
+    rep = f", rep {cue.rep}/{cue.n_reps}" if cue.rep else ""
+    return (f"step {cue.step_index + 1}/{cue.n_steps} {cue.step_label} ({cue.phase}){rep}, "
+            f"elapsed {runner.elapsed_s:.1f} s of {runner.total_ticks / runner.fs:.0f} s")
+
+
+def summary_lines(scores: list[dict[str, Any]]) -> list[str]:
+    """Per-exercise mean of every metric over its repetitions, one line each."""
+    from emgfb.exercises.scoring import METRICS
+
+    lines = []
+    steps = list(dict.fromkeys(s["step"] for s in scores))
+    for step in steps:
+        reps = [s for s in scores if s["step"] == step]
+        parts = []
+        for key in METRICS:
+            vals = [s[key] for s in reps if s.get(key) is not None]
+            if vals:
+                parts.append(f"{key}={sum(vals) / len(vals):.3g}")
+        lines.append(f"{step} ({reps[0]['exercise']}, {len(reps)} reps): " + " ".join(parts))
+    return lines

@@ -1,0 +1,189 @@
+"""Scores of one exercise repetition: tracking, suppression, symmetry and synkinesis.
+
+This module owns the per-repetition metrics of DOMAIN.md §4 ("Scoring" and "Symmetry" /
+"Synkinesis" rows) as pure functions on numpy arrays, and :func:`score_rep`, which builds
+the dict stored in a recording's ``scores`` document (names in :data:`METRICS`). Every
+function ignores samples where an input is NaN (lost samples, settling filters) and
+returns ``None`` where the metric is undefined (no valid samples, flat target ...), which
+is JSON ``null`` in the recording. Imports numpy and ``emgfb.dsp.metrics`` only.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from emgfb.dsp.metrics import asymmetry_index, oral_ocular_index, symmetry_ratio
+
+#: Metric names of a score dict, in report order, with their unit.
+METRICS: dict[str, str] = {
+    "pct_in_band": "%",
+    "nrmse": "",
+    "overshoot_pct": "%",
+    "lag_ms": "ms",
+    "pct_below_ceiling": "%",
+    "symmetry_ratio": "",
+    "asymmetry_index": "",
+    "oral_ocular_index": "",
+}
+
+#: Largest lag searched by :func:`lag_ms`, in seconds.
+MAX_LAG_S = 1.0
+
+
+def _finite(x: float) -> float | None:
+    return float(x) if x is not None and math.isfinite(x) else None
+
+
+def _pair(tracked: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    x, y = np.asarray(tracked, float), np.asarray(target, float)
+    if x.shape != y.shape:
+        raise ValueError(f"tracked {x.shape} and target {y.shape} differ in shape")
+    ok = np.isfinite(x) & np.isfinite(y)
+    return x[ok], y[ok]
+
+
+def pct_in_band(tracked: np.ndarray, target: np.ndarray, band: float) -> float | None:
+    """% of valid samples with ``|tracked − target| <= band`` (DOMAIN.md §4: ±10 % band).
+
+    Both in % of the healthy reference; ``band`` in % points.
+    """
+    x, y = _pair(tracked, target)
+    if not len(x):
+        return None
+    return float(100.0 * np.mean(np.abs(x - y) <= band))
+
+
+def nrmse(tracked: np.ndarray, target: np.ndarray) -> float | None:
+    """Normalised RMS tracking error: RMS(tracked − target) / max(|target|) (DOMAIN.md §4).
+
+    ``None`` when the target is zero throughout (relax: see :func:`pct_in_band`).
+    """
+    x, y = _pair(tracked, target)
+    peak = float(np.max(np.abs(y))) if len(y) else 0.0
+    if peak <= 0:
+        return None
+    return float(np.sqrt(np.mean((x - y) ** 2)) / peak)
+
+
+def overshoot_pct(tracked: np.ndarray, target: np.ndarray) -> float | None:
+    """Overshoot: max(0, max(tracked) − max(target)) / max(target) · 100 (DOMAIN.md §4).
+
+    ``None`` when the target peak is not positive.
+    """
+    x, y = _pair(tracked, target)
+    if not len(x) or not np.max(y) > 0:
+        return None
+    peak = float(np.max(y))
+    return float(100.0 * max(0.0, float(np.max(x)) - peak) / peak)
+
+
+def lag_ms(tracked: np.ndarray, target: np.ndarray, fs: float,
+           max_lag_s: float = MAX_LAG_S) -> float | None:
+    """Lag of tracked behind target: the cross-correlation peak (DOMAIN.md §4), in ms.
+
+    Both series are mean-removed (NaN samples then set to 0) and
+    ``c[k] = Σ_n target[n] · tracked[n + k]`` is searched over ``|k| <= max_lag_s · fs``;
+    positive = the patient is late. ``None`` if either series is flat.
+    """
+    x, y = np.asarray(tracked, float), np.asarray(target, float)
+    ok = np.isfinite(x) & np.isfinite(y)
+    if ok.sum() < 3:
+        return None
+    x = np.where(ok, x - x[ok].mean(), 0.0)
+    y = np.where(ok, y - y[ok].mean(), 0.0)
+    if not (np.any(x != 0) and np.any(y != 0)):
+        return None
+    n = len(x)
+    corr = np.correlate(x, y, mode="full")  # index n-1+k holds sum y[m] x[m+k]
+    kmax = min(n - 1, int(round(max_lag_s * fs)))
+    window = corr[n - 1 - kmax: n + kmax]
+    k = int(np.argmax(window)) - kmax
+    return float(1000.0 * k / fs)
+
+
+def pct_below_ceiling(suppression: np.ndarray, ceiling: Sequence[float] | np.ndarray
+                      ) -> float | None:
+    """% of valid samples where every suppression channel is below its ceiling (§4).
+
+    ``suppression`` is ``(n, k)`` (or ``(n,)``) envelope, ``ceiling`` one level per column
+    in the same unit. ``None`` without suppression channels or valid samples.
+    """
+    s = np.asarray(suppression, float)
+    if s.ndim == 1:
+        s = s[:, None]
+    c = np.asarray(ceiling, float).reshape(-1)
+    if s.shape[1] == 0 or not len(s):
+        return None
+    ok = np.all(np.isfinite(s), axis=1)
+    if not ok.any():
+        return None
+    return float(100.0 * np.mean(np.all(s[ok] < c, axis=1)))
+
+
+def symmetry(affected: np.ndarray, healthy: np.ndarray, rest_affected: float,
+             rest_healthy: float) -> tuple[float | None, float | None]:
+    """Symmetry ratio A/H and asymmetry index (H−A)/(H+A) of a repetition (DOMAIN.md §4).
+
+    A and H are the mean envelopes (µV) minus each channel's rest mean over samples where
+    both are valid (:func:`emgfb.dsp.metrics.symmetry_ratio`, ``asymmetry_index``).
+    """
+    a, h = _pair(affected, healthy)
+    if not len(a):
+        return None, None
+    ma, mh = float(a.mean() - rest_affected), float(h.mean() - rest_healthy)
+    return _finite(symmetry_ratio(ma, mh)), _finite(asymmetry_index(ma, mh))
+
+
+def oral_ocular(ocular_during_rep: np.ndarray, ocular_during_closure: np.ndarray | float,
+                ocular_rest: float) -> float | None:
+    """Oral-ocular synkinesis index: eye activity in the smile ÷ in gentle eye closure,
+    both minus rest (DOMAIN.md §4, :func:`emgfb.dsp.metrics.oral_ocular_index`)."""
+    return _finite(oral_ocular_index(ocular_during_rep, ocular_during_closure, ocular_rest))
+
+
+def score_rep(*, tracked_pct: np.ndarray, target_pct: np.ndarray, band_pct: float,
+              fs: float, affected_uv: np.ndarray, healthy_uv: np.ndarray,
+              rest_affected_uv: float, rest_healthy_uv: float,
+              suppression_uv: np.ndarray | None = None,
+              ceiling_uv: Sequence[float] | None = None,
+              ocular_uv: np.ndarray | None = None,
+              closure_ocular_uv: float | None = None,
+              ocular_rest_uv: float | None = None) -> dict[str, float | None]:
+    """Every metric of :data:`METRICS` for one repetition.
+
+    Parameters
+    ----------
+    tracked_pct, target_pct
+        Affected target channel and its target, in % of the healthy reference, per sample.
+    band_pct
+        Tolerance band in % points.
+    fs
+        Sample rate (for the lag).
+    affected_uv, healthy_uv, rest_affected_uv, rest_healthy_uv
+        Envelopes (µV) of the target muscle's two sides and their rest means (symmetry).
+    suppression_uv, ceiling_uv
+        ``(n, k)`` suppression envelopes and their ceilings in µV (or ``None``).
+    ocular_uv, closure_ocular_uv, ocular_rest_uv
+        Affected orbicularis oculi envelope during the rep, its mean during the gentle
+        eye-closure reference and at rest, for the oral-ocular index (or ``None``).
+    """
+    sym, ai = symmetry(affected_uv, healthy_uv, rest_affected_uv, rest_healthy_uv)
+    below = None
+    if suppression_uv is not None and ceiling_uv is not None and len(ceiling_uv):
+        below = pct_below_ceiling(suppression_uv, ceiling_uv)
+    ooi = None
+    if ocular_uv is not None and closure_ocular_uv is not None and ocular_rest_uv is not None:
+        ooi = oral_ocular(ocular_uv, closure_ocular_uv, ocular_rest_uv)
+    return {
+        "pct_in_band": pct_in_band(tracked_pct, target_pct, band_pct),
+        "nrmse": nrmse(tracked_pct, target_pct),
+        "overshoot_pct": overshoot_pct(tracked_pct, target_pct),
+        "lag_ms": lag_ms(tracked_pct, target_pct, fs),
+        "pct_below_ceiling": below,
+        "symmetry_ratio": sym,
+        "asymmetry_index": ai,
+        "oral_ocular_index": ooi,
+    }
