@@ -172,12 +172,20 @@ class FrontendSpec:
         Low and high corner of the front-end's own pass band, in Hz.
     offset_mv
         Output level at zero input (mid-rail bias), in millivolts at the ADC.
+    description
+        One line for listings (``emgfb boards``).
+    source
+        File it was loaded from (named in error messages; ``""`` if built in code).
+
+    Compatibility with a board and sample rate: :func:`emgfb.hardware.check_frontend`.
     """
 
     name: str
     gain: float
     band_hz: tuple[float, float]
     offset_mv: float
+    description: str = ""
+    source: str = ""
 
     def uv_per_count(self, bits: int, vref_mv: float) -> float:
         """Microvolts at the electrode per ADC count: ``vref / 2**bits / gain``."""
@@ -201,4 +209,6 @@ def load_frontend(name_or_path: str | Path) -> FrontendSpec:
         gain=t.get("gain", float, min=1e-6),
         band_hz=(float(band[0]), float(band[1])),
         offset_mv=t.get("offset_mv", float, 2500.0),
+        description=t.get("description", str, ""),
+        source=str(path),
     )

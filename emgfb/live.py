@@ -278,6 +278,9 @@ class LiveSession:
                 return _scalar_or_array(upc), _scalar_or_array(offset)
         fe = load_frontend(self._frontend_arg)
         info = source.info
+        from emgfb.hardware import check_frontend  # refuses what cannot work, logs warnings
+
+        check_frontend(fe, bits=info.bits, vref_mv=info.vref_mv, fs=info.fs, board=info.board)
         return fe.uv_per_count(info.bits, info.vref_mv), fe.offset_counts(info.bits, info.vref_mv)
 
     def _new_buffers(self) -> dict[str, RingBuffer]:

@@ -98,7 +98,7 @@ class FirmwareBuild:
 def build_firmware(
     build_dir: str | Path | None = None,
     fs_hz: int = 1000,
-    channels: int = 6,
+    channels: int | None = None,
     baud: int = DEFAULT_BAUD,
     timeout: float = 300.0,
     board: str = "uno",
@@ -112,7 +112,9 @@ def build_firmware(
         ``firmware/build/<board>`` for the others. Use one directory per set of
         compile-time settings.
     fs_hz, channels, baud
-        The firmware's compile-time defaults (the board boots with them).
+        The firmware's compile-time defaults (the board boots with them); ``channels``
+        defaults to the board's (Uno 6, Nano 8, Mega 8: ``default_channels`` in
+        ``configs/boards/<board>.toml``).
     timeout
         Seconds to allow ``make``.
     board
@@ -137,9 +139,10 @@ def build_firmware(
     out.mkdir(parents=True, exist_ok=True)
     cmd = [
         "make", "-s", "-C", str(FIRMWARE_DIR), f"-j{min(os.cpu_count() or 1, 4)}",
-        f"BOARD={board}", f"BUILD={out}", f"FS={int(fs_hz)}", f"CH={int(channels)}",
-        f"BAUD={int(baud)}",
+        f"BOARD={board}", f"BUILD={out}", f"FS={int(fs_hz)}", f"BAUD={int(baud)}",
     ]
+    if channels is not None:
+        cmd.append(f"CH={int(channels)}")
     # Several test runs may share the tree: one make per build directory at a time.
     with open(out / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)

@@ -59,6 +59,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--record-dir", default=".",
                    help="folder for recordings started with the R key (default: here)")
     p.add_argument("--subject", help="pseudonymous subject code stored in recordings")
+    p.add_argument("--frontend", default="bioamp",
+                   help="EMG front-end name or TOML: counts->uV scale (see emgfb boards)")
     add_screenshot_args(p)
     p.set_defaults(func=run)
 
@@ -70,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
     size = parse_size(args.size)
     check_display()
     session = LiveSession(args.source, montage=args.montage, dsp_config=args.dsp,
-                          record_path=args.record, subject=args.subject)
+                          record_path=args.record, subject=args.subject,
+                          frontend=args.frontend)
     session.start()
     from emgfb.gui.app import run_window
 

@@ -43,6 +43,10 @@ def run(args: argparse.Namespace) -> int:
         montage = load_montage(args.montage) if args.montage else getattr(source, "montage", None)
         fe = load_frontend(args.frontend)
         uv = getattr(source, "uv_per_count", None)  # a replayed session knows its own scale
+        if uv is None:  # the front-end sets the scale: refuse what cannot work, warn
+            from emgfb.hardware import check_frontend
+
+            check_frontend(fe, bits=info.bits, vref_mv=info.vref_mv, fs=info.fs, board=info.board)
         uv = fe.uv_per_count(info.bits, info.vref_mv) if uv is None else uv
         off = getattr(source, "offset_counts", None)
         off = fe.offset_counts(info.bits, info.vref_mv) if off is None else off
