@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from emgfb.acquisition.source import open_source
 from emgfb.config import load_frontend
@@ -24,7 +27,49 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--dsp", help="DSP settings stored with the session (default: bundled)")
     p.add_argument("--subject", default="", help="pseudonymous code such as P007, never a name")
     p.add_argument("--notes", default="", help="free-text session notes")
+    add_lsl_args(p, markers=True)
     p.set_defaults(func=run)
+
+
+def add_lsl_args(p: argparse.ArgumentParser, markers: bool) -> None:
+    """``--lsl [NAME]`` (and ``--markers-from lsl://NAME``), shared by live, record, stream."""
+    p.add_argument("--lsl", nargs="?", const="emgfb", default=None, metavar="NAME",
+                   help="publish the µV, envelope and marker streams on Lab Streaming Layer "
+                        "as NAME, NAME-envelope, NAME-markers (default NAME: emgfb)")
+    if markers:
+        p.add_argument("--markers-from", metavar="lsl://NAME",
+                       help="record another program's LSL markers (clock-corrected)")
+
+
+def start_lsl(args: argparse.Namespace, info: Any, montage: Any, uv_per_count: Any,
+              offset_counts: Any, dsp_config: Any, add_marker: Callable[[Any], None],
+              stack: contextlib.ExitStack) -> Callable[[Any], None] | None:
+    """Start what ``--lsl`` / ``--markers-from`` ask for (closed by ``stack``).
+
+    Returns the per-chunk hook (anchors the sample clock, publishes), or None if neither
+    option was given.
+    """
+    name, markers_from = getattr(args, "lsl", None), getattr(args, "markers_from", None)
+    if not (name or markers_from):
+        return None
+    from emgfb.acquisition.lsl import LslMarkerInlet, SampleClock
+
+    clock = SampleClock(info.fs)
+    hooks: list[Callable[[Any], None]] = [clock.observe]
+    if name:
+        from emgfb.lsl_out import LslPublisher
+
+        pub = stack.enter_context(LslPublisher(info, montage, uv_per_count, offset_counts,
+                                               name=name, dsp_config=dsp_config, clock=clock))
+        hooks.append(pub.push_chunk)
+    if markers_from:
+        stack.enter_context(LslMarkerInlet(markers_from, clock, add_marker))
+
+    def on_chunk(chunk: Any) -> None:
+        for hook in hooks:
+            hook(chunk)
+
+    return on_chunk
 
 
 def run(args: argparse.Namespace) -> int:
@@ -36,7 +81,8 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     check_subject(args.subject)  # refuse early, before opening a board
     check_new_path(args.output)
-    dsp_config = load_dsp_config(args.dsp).as_dict()
+    dsp = load_dsp_config(args.dsp)
+    dsp_config = dsp.as_dict()
     source = open_source(args.source)
     with source:
         info = source.info
@@ -58,9 +104,12 @@ def run(args: argparse.Namespace) -> int:
             dsp_config=dsp_config, frontend=frontend, extra_meta={"source_url": args.source},
         )
         stopped = ""
-        with writer:
+        with writer, contextlib.ExitStack() as lsl:
+            on_chunk = start_lsl(args, info, writer.montage, uv, off, dsp, writer.add_marker,
+                                 lsl)
             try:
-                record_source(source, writer, seconds=args.seconds, on_progress=_progress)
+                record_source(source, writer, seconds=args.seconds, on_progress=_progress,
+                              on_chunk=on_chunk)
             except KeyboardInterrupt:
                 stopped = " (stopped by signal)"
     print(f"emgfb record: {writer.samples_written} samples, {writer.lost_ticks} lost ticks "

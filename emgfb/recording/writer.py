@@ -714,6 +714,7 @@ def record_source(
     seconds: float | None = None,
     on_progress: Any = None,
     progress_interval: float = 1.0,
+    on_chunk: Any = None,
 ) -> int:
     """Feed a started source into a started writer until ``seconds`` of data are recorded.
 
@@ -731,6 +732,9 @@ def record_source(
         ``progress_interval`` seconds of wall time and once at the end.
     progress_interval
         Seconds of wall time between progress calls.
+    on_chunk
+        Called as ``on_chunk(chunk)`` with every chunk handed to the writer (e.g. an LSL
+        publisher), after the writer got it.
 
     Returns
     -------
@@ -751,8 +755,12 @@ def record_source(
                 chunk = Chunk(chunk.tick[:keep], chunk.counts[:keep], chunk.overrun[:keep],
                               chunk.host_time, chunk.markers)
                 writer.write(chunk)
+                if on_chunk is not None:
+                    on_chunk(chunk)
                 break
             writer.write(chunk)
+            if on_chunk is not None:
+                on_chunk(chunk)
             if limit is not None and chunk.tick[-1] - first_tick + 1 >= limit:
                 break
         now = time.monotonic()
