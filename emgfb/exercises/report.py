@@ -68,7 +68,7 @@ class Metric:
     better: str = ""
 
 
-_SCORING = "DOMAIN.md §4 (Scoring); goal-line templates of MyoTrac / BioGraph (§4, §6)"
+_SCORING = "DOMAIN.md §4 (Scoring)"
 
 #: Per-repetition scores, in the order the tables show them (keys of the scores document).
 SCORE_METRICS: tuple[Metric, ...] = (
@@ -967,8 +967,17 @@ def _healthy_span(s: _Session, ch: int) -> float:
     return float(span) if math.isfinite(span) and span > 0 else float("nan")
 
 
-def _ceiling_uv(s: _Session, step: dict[str, Any], ch: int) -> float:
-    """The suppression ceiling of ``ch`` in µV (step's ceiling rule, else calibration)."""
+def _ceiling_uv(s: _Session, step: dict[str, Any], ch: int,
+                reps: Sequence[dict[str, Any]] = ()) -> float:
+    """The suppression ceiling of ``ch`` in µV: as scored (``ceiling_uv`` of the rows),
+    else the step's ceiling rule, else rest mean + 3 SD of the calibration."""
+    for r in reps:
+        chans = [channel_index(s.rec, x) for x in _as_list(r.get("suppression_channels"))]
+        levels = _as_list(r.get("ceiling_uv"))
+        if ch in chans and len(levels) == len(chans):
+            v = _num(levels[chans.index(ch)])
+            if math.isfinite(v):
+                return v
     ceiling = step.get("ceiling")
     mean, sd = s.cal["rest_mean_uv"][ch], s.cal["rest_sd_uv"][ch]
     if isinstance(ceiling, dict) and isinstance(ceiling.get("value"), (int, float)):
@@ -1015,7 +1024,9 @@ def _exercise_plot(s: _Session, name: str, step: dict[str, Any],
                              squeeze=False)
     t = (rec.tick[a:b] - s.t0) / rec.fs
     ax = axes[0, 0]
-    partner = healthy_partner(rec, target)
+    partner = channel_index(rec, reps[0].get("healthy_channel")) if reps else None
+    if partner is None:
+        partner = healthy_partner(rec, target)
     span = _healthy_span(s, target)
     percent = math.isfinite(span)
     max_points = s.max_points  # type: ignore[attr-defined]
@@ -1059,7 +1070,7 @@ def _exercise_plot(s: _Session, name: str, step: dict[str, Any],
             colour = _SUPPRESS_COLOURS[k % len(_SUPPRESS_COLOURS)]
             tt, yy = _decimate(t, s.env[a:b, ch], max_points)
             ax2.plot(tt, yy, color=colour, lw=1.0, label=rec.labels[ch])
-            ceil = _ceiling_uv(s, step, ch)
+            ceil = _ceiling_uv(s, step, ch, reps)
             if math.isfinite(ceil):
                 ax2.axhline(ceil, color=colour, lw=1.0, ls=":",
                             label=f"ceiling {rec.labels[ch]} ({ceil:.1f} µV)")
@@ -1078,7 +1089,7 @@ def _exercise_plot(s: _Session, name: str, step: dict[str, Any],
             for row in axes[:, 0]:
                 row.axvline(s.seconds(m.tick), color="#a0aec0", lw=0.6)
     for row in axes[:, 0]:
-        row.legend(loc="upper right", ncol=4)
+        row.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), ncol=4)
         row.margins(x=0)
         lo, hi = row.get_ylim()
         row.set_ylim(min(0.0, lo), hi * 1.15)
@@ -1136,7 +1147,7 @@ def _section_overview(s: _Session) -> str:
     rows: list[list[int]] = [[a, h] for _m, a, h in pairs]
     paired = {i for r in rows for i in r}
     rows += [[i] for i in range(rec.n_channels) if i not in paired]
-    fig, axes = plt.subplots(len(rows), 1, figsize=(9.2, 0.95 * len(rows) + 0.6),
+    fig, axes = plt.subplots(len(rows), 1, figsize=(9.2, 0.95 * len(rows) + 1.0),
                              sharex=True, squeeze=False)
     t = (rec.tick - s.t0) / rec.fs
     gap_spans = []
@@ -1144,7 +1155,11 @@ def _section_overview(s: _Session) -> str:
         start = int(g["start_sample"])
         if 0 < start < rec.n_samples:
             gap_spans.append((t[start - 1], t[start]))
-    phase = [m for m in rec.markers if m.kind == "phase"]
+    # step starts of a guided session, else phase markers, as labelled boundaries
+    bounds = [(int(st["start_tick"]), exercise_name(st)) for st in s.steps
+              if "start_tick" in st]
+    if not bounds:
+        bounds = [(m.tick, m.label) for m in rec.markers if m.kind == "phase"]
     for k, chans in enumerate(rows):
         ax = axes[k, 0]
         for ch in chans:
@@ -1155,23 +1170,29 @@ def _section_overview(s: _Session) -> str:
             ax.plot(tt, yy, color=colour, lw=0.7, label=c.label)
         for x0, x1 in gap_spans:
             ax.axvspan(x0, x1, color="#e53e3e", alpha=0.35, lw=0)
-        for m in phase:
-            ax.axvline(s.seconds(m.tick), color="#a0aec0", lw=0.5)
+        for tick, _label in bounds:
+            ax.axvline(s.seconds(tick), color="#a0aec0", lw=0.5)
         ax.set_ylabel("µV", fontsize=7)
-        ax.legend(loc="upper right", ncol=2)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
         ax.set_ylim(bottom=0)
         ax.margins(x=0)
-    if phase:
+    if bounds:
         ax0 = axes[0, 0]
-        for m in phase:
-            ax0.text(s.seconds(m.tick), 1.02, m.label[:18], rotation=30, fontsize=6,
+        last = -math.inf
+        min_gap = 0.025 * max(t[-1] - t[0], 1e-9)
+        for tick, label in bounds:
+            x = s.seconds(tick)
+            if x - last < min_gap:
+                continue  # keep labels legible: skip one too close to the previous
+            last = x
+            ax0.text(x, 1.03, label[:22], rotation=28, fontsize=6.5,
                      transform=ax0.get_xaxis_transform(), ha="left", va="bottom",
                      color="#4a5568")
     axes[-1, 0].set_xlabel("time (s)")
     fig.tight_layout()
     caption = ("Envelopes of the whole session (orange: affected side, blue: healthy side; "
                "stored DSP settings)" + ("; red: data gaps" if gap_spans else "") +
-               ("; grey lines: phase markers" if phase else "") + ".")
+               ("; grey lines: step starts" if bounds else "") + ".")
     return "<h2 id=\"overview\">Envelopes</h2>" + figure_png(fig, caption)
 
 

@@ -33,9 +33,10 @@ def _scores(seed: int) -> list[dict]:
     for rep in range(3):
         start = int((20 + 6 * rep) * FS)
         rows.append({
-            "step": 3, "exercise": "Smile", "sunnybrook": "open-mouth smile", "rep": rep + 1,
-            "start_tick": start, "end_tick": start + int(5 * FS), "target_channel": "ZYG-L",
-            "suppression_channels": ["OOC-L"], "pct_in_band": 50.0 + 10 * seed + rep,
+            "step": "Smile", "exercise": "smile", "sunnybrook": "open-mouth smile",
+            "rep": rep + 1, "start_tick": start, "end_tick": start + int(5 * FS),
+            "target_channel": 4, "healthy_channel": 5, "suppression_channels": [2],
+            "ceiling_uv": [4.3], "pct_in_band": 50.0 + 10 * seed + rep,
             "nrmse": 0.40 - 0.05 * seed, "overshoot_pct": 12.5 + rep, "lag_ms": 180.0 + rep,
             "pct_below_ceiling": 70.0 + 5 * seed, "symmetry_ratio": 0.6 + 0.1 * seed,
             "asymmetry_index": 0.25 - 0.05 * seed, "oral_ocular_index": 0.35 - 0.05 * seed,
@@ -43,9 +44,10 @@ def _scores(seed: int) -> list[dict]:
     for rep in range(2):
         start = int((38 + 5 * rep) * FS)
         rows.append({
-            "step": 4, "exercise": "Brow lift", "sunnybrook": "brow lift", "rep": rep + 1,
-            "start_tick": start, "end_tick": start + int(4 * FS), "target_channel": "FRO-L",
-            "suppression_channels": [], "pct_in_band": 80.0 + rep, "nrmse": 0.2,
+            "step": "Brow lift", "exercise": "brow lift", "sunnybrook": "brow lift",
+            "rep": rep + 1, "start_tick": start, "end_tick": start + int(4 * FS),
+            "target_channel": 0, "healthy_channel": 1, "suppression_channels": [],
+            "ceiling_uv": [], "pct_in_band": 80.0 + rep, "nrmse": 0.2,
             "overshoot_pct": 3.0, "lag_ms": 120.0, "pct_below_ceiling": None,
             "symmetry_ratio": 0.9, "asymmetry_index": 0.05, "oral_ocular_index": None,
         })
@@ -64,11 +66,10 @@ def make_session(path: Path, *, seed: int = 0, subject: str = "P007",
     rows = _scores(seed)
     for r in rows:
         a, b = r["start_tick"], r["end_tick"]
-        t = montage.labels.index(r["target_channel"])
-        level[a:b, t] = 40.0
-        level[a:b, t + 1] = 60.0  # healthy partner (right) stronger
+        level[a:b, r["target_channel"]] = 40.0
+        level[a:b, r["healthy_channel"]] = 60.0  # healthy side stronger
         for sup in r["suppression_channels"]:
-            level[a:b, montage.labels.index(sup)] = 15.0
+            level[a:b, sup] = 15.0
     uv += rng.normal(0.0, 1.0, (n, 6)) * level
     counts = np.clip(np.round(512 + uv / 2.0), 0, 1023).astype(np.uint16)
     tick = np.arange(n, dtype=np.int64)
