@@ -151,7 +151,15 @@ def open_port(target: str, baud: int, *, is_url: bool = False) -> serial.SerialB
 
 
 def _read_some(port: serial.SerialBase) -> bytes:
-    return port.read(port.in_waiting or 1)
+    waiting = port.in_waiting
+    if waiting == 1 and type(port).__module__.endswith("protocol_socket"):
+        # pyserial's socket:// in_waiting only says "readable" (0/1): take all it holds now
+        port.timeout = 0
+        try:
+            return port.read(1 << 16)
+        finally:
+            port.timeout = _PORT_TIMEOUT
+    return port.read(waiting or 1)
 
 
 def _describe_reply(name: str, raw: bytes, waited: float) -> str:

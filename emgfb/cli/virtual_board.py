@@ -32,6 +32,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--faults", default="", metavar="SPEC", help=FAULTS_HELP)
     p.add_argument("--link", default=None, metavar="PATH", help="stable symlink to the pty")
     p.add_argument("--pattern", choices=("emg", "ramp"), default="emg", help="signal (emg)")
+    p.add_argument("--tcp", type=int, default=None, metavar="PORT",
+                   help="serve on TCP 127.0.0.1:PORT (0 = any free port) like a Wi-Fi board; "
+                        "prints socket://127.0.0.1:PORT instead of the pty")
     p.set_defaults(func=run)
 
 
@@ -43,11 +46,16 @@ def run(args: argparse.Namespace) -> int:
         n_channels=args.channels, fs=args.fs, seed=args.seed, speed=args.speed,
         faults=FaultPlan.from_spec(args.faults), link_path=args.link, pattern=args.pattern,
     )
+    served = board
+    if args.tcp is not None:
+        from emgfb.acquisition.tcp_board import TcpBoard
+
+        served = TcpBoard(board, port=args.tcp)
     done = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: done.set())
     try:
-        with board:
-            print(board.port, flush=True)
+        with served:
+            print(served.url if args.tcp is not None else board.port, flush=True)
             try:
                 while not done.wait(0.5):
                     pass
