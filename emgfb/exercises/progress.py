@@ -183,6 +183,18 @@ def select_subject(sessions: list[SessionPoint], subject: str | None,
     return chosen
 
 
+def _date_axis(ax: object, sessions: list[SessionPoint]) -> None:
+    """Ticks at the session days only (at most 12), labelled YYYY-MM-DD."""
+    import matplotlib.dates as mdates
+
+    days = sorted({p.date.replace(hour=0, minute=0, second=0, microsecond=0)
+                   for p in sessions if p.date is not None})
+    if len(days) > 12:
+        days = days[:: math.ceil(len(days) / 12)]
+    ax.set_xticks(days)  # type: ignore[attr-defined]
+    ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m-%d"))  # type: ignore[attr-defined]
+
+
 def _trend_figure(sessions: list[SessionPoint], key: str, names: list[str]) -> str:
     plt = pyplot()
     m = METRICS[key]
@@ -211,6 +223,7 @@ def _trend_figure(sessions: list[SessionPoint], key: str, names: list[str]) -> s
         ax.text(1.0, 1.02, better, transform=ax.transAxes, ha="right", va="bottom",
                 fontsize=7, color="#616e7c")
     ax.legend(loc="best")
+    _date_axis(ax, sessions)
     fig.autofmt_xdate()
     fig.tight_layout()
     return figure_png(fig, f"{m.title} per session (mean over repetitions)",
@@ -232,6 +245,7 @@ def _ratio_figure(sessions: list[SessionPoint], muscles: list[str]) -> str:
     ax.axhline(1.0, color="#2f855a", lw=0.8, ls="--")
     ax.set_title(metric_heading(METRICS["reference_ratio"]), loc="left")
     ax.legend(loc="best")
+    _date_axis(ax, sessions)
     fig.autofmt_xdate()
     fig.tight_layout()
     return figure_png(fig, "Reference contraction, affected / healthy side, per session",

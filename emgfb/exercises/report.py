@@ -179,6 +179,7 @@ th, td { padding: 3px 9px; border-bottom: 1px solid var(--line); text-align: lef
          vertical-align: top; }
 th { background: var(--soft); font-weight: 600; }
 td.num, th.num { text-align: right; }
+td:first-child { white-space: nowrap; }
 .sd { color: var(--muted); font-size: 11.5px; }
 table.facts th { background: none; color: var(--muted); font-weight: normal; width: 11em; }
 .grid { display: grid; grid-template-columns: 1fr 1fr; gap: 0 28px; }
