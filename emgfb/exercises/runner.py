@@ -319,7 +319,6 @@ class SessionRunner:
         if self.origin is None:
             self.origin = int(tick[0])
         off = tick - self.origin
-        self._track_levels(env)
         lo, n = 0, len(tick)
         while self._i < len(self.segments):
             seg = self.segments[self._i]
@@ -337,6 +336,7 @@ class SessionRunner:
             else:
                 break
         self._pos = max(self._pos, int(off[-1]) + 1)
+        self._track_levels(env)  # after the loop: a calibration may have just finished
         if self._i >= len(self.segments) and not self.finished:
             self.finished = True
             events.append(RunnerEvent("finished", self.origin + self.total_ticks))

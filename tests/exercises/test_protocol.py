@@ -48,7 +48,8 @@ def test_demo_is_about_two_minutes() -> None:
 
 
 def test_pucker_needs_face8() -> None:
-    with pytest.raises(ConfigError, match=r"pucker.toml: step\[2\]\.muscle = 'orbicularis_oris'.*face6"):
+    pattern = r"pucker.toml: step\[2\]\.muscle = 'orbicularis_oris'.*face6"
+    with pytest.raises(ConfigError, match=pattern):
         load_protocol("pucker", load_montage("face6"))
     load_protocol("pucker", load_montage("face8"))
 
