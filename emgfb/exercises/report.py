@@ -569,11 +569,32 @@ def quality_table(rec: Any, cfg: Any, rest_spans: Sequence[tuple[int, int]],
 
 
 # ------------------------------------------------------------------------------------ report
+def envelopes(rec: Any, cfg: Any, progress: ProgressFn | None = None,
+              block: int = 200_000) -> np.ndarray:
+    """Envelopes (µV, float32) of every stored sample with the causal pipeline, in blocks.
+
+    Streaming the pipeline block by block gives the same values as one pass (the stages
+    keep their state; ticks mark the gaps) while memory stays at the float32 output plus
+    one block.
+    """
+    from emgfb.dsp import EnvelopePipeline
+
+    pipe = EnvelopePipeline(cfg, rec.fs, rec.n_channels, rec.uv_per_count, rec.offset_counts)
+    env = np.empty((rec.n_samples, rec.n_channels), dtype=np.float32)
+    for lo in range(0, rec.n_samples, block):
+        hi = min(lo + block, rec.n_samples)
+        env[lo:hi] = pipe.process(rec.read_counts(lo, hi).astype(np.float64),
+                                  tick=rec.tick[lo:hi])
+        if progress and rec.n_samples > 5 * block:
+            progress(f"envelopes: {100 * hi / rec.n_samples:.0f} %")
+    return env
+
+
 class _Session:
     """Everything the sections need, loaded once."""
 
     def __init__(self, rec: Any, progress: ProgressFn | None) -> None:
-        from emgfb.recording.export import _session_dsp_config, signal_values
+        from emgfb.dsp import dsp_config_from_dict, load_dsp_config
 
         self.rec = rec
         self.progress = progress or (lambda _line: None)
@@ -585,15 +606,14 @@ class _Session:
                         (scores or {}).get("reps", []) if isinstance(scores, dict) else [])
             if isinstance(r, dict)]
         self.steps = _steps(self.protocol)
-        self.cfg = _session_dsp_config(rec)
+        stored = rec.meta.get("dsp_config")
+        self.cfg = (dsp_config_from_dict(stored, f"{rec.path}: dsp_config") if stored
+                    else load_dsp_config())
         self.t0 = int(rec.tick[0]) if rec.n_samples else 0
         self.cal = calibration_values(self.calibration, rec.labels)
         self.progress(f"{rec.path.name}: computing envelopes "
                       f"({rec.n_samples} samples x {rec.n_channels} channels)")
-        if rec.n_samples:
-            self.env, _unit, _notes = signal_values(rec, "envelope")
-        else:
-            self.env = np.zeros((0, rec.n_channels))
+        self.env = envelopes(rec, self.cfg, self.progress)
 
     def sample_of(self, tick: Any) -> int:
         """Index of the first sample at or after ``tick``."""
