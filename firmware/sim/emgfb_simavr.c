@@ -56,6 +56,11 @@
 #define MAX_SINES 64
 #define OUT_BUF 4096
 #define IN_BUF 64
+/* A waveform row is held from this fraction of a row period before its tick until the same
+ * fraction before the next: the firmware's conversion chain of one tick spans at most 90 %
+ * of it (fs_max), so every channel of tick i reads row i (16 ch @ 1 kHz on the Mega: the
+ * last conversion starts 84 % into the tick), with margin for ISR jitter at 10 kHz. */
+#define WAVE_LEAD 0.08
 #define HIGH_BANK_MARK 0xA8u /* see remap_high_adc_inputs */
 
 struct sine {
@@ -283,9 +288,9 @@ static void adc_trigger_hook(struct avr_irq_t *irq, uint32_t value, void *param)
 
     double mv = 0.0;
     if (H.wave && input < H.wave_ch) {
-        /* Row i is held from a quarter row before first_cycle + i/rate: with rate == fs,
+        /* Row i is held from WAVE_LEAD of a row before first_cycle + i/rate: with rate == fs,
          * every conversion of tick i reads row i, despite a few cycles of ISR jitter. */
-        double x = (double)(cyc - H.first_cycle) * H.wave_rate / H.avr->frequency + 0.25;
+        double x = (double)(cyc - H.first_cycle) * H.wave_rate / H.avr->frequency + WAVE_LEAD;
         size_t row = (size_t)floor(x) % H.wave_len;
         mv += H.wave[row * (size_t)H.wave_ch + (size_t)input];
     }
