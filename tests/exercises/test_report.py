@@ -13,7 +13,13 @@ import pytest
 from emgfb.acquisition.source import Marker
 from emgfb.cli import main
 from emgfb.exercises.progress import build_progress
-from emgfb.exercises.report import METRICS, SCORE_METRICS, build_report, write_report
+from emgfb.exercises.report import (
+    METRICS,
+    SCORE_METRICS,
+    build_report,
+    metric_heading,
+    write_report,
+)
 from emgfb.montage import load_montage
 from emgfb.protocol import BoardInfo
 from emgfb.recording import write_arrays
@@ -321,3 +327,72 @@ def test_blockwise_envelopes_equal_one_pass(guided: Path) -> None:
     assert np.array_equal(np.isnan(blocks), np.isnan(one))
     ok = ~np.isnan(one)
     assert np.allclose(blocks[ok], one[ok], rtol=1e-5, atol=1e-4)
+
+
+SHORT_PROTOCOL = """
+name = "short"
+montage = "face6"
+[[step]]
+kind = "signal-check"
+duration_s = 1
+[[step]]
+kind = "rest"
+duration_s = 10
+[[step]]
+kind = "reference"
+muscle = "zygomaticus_major"
+effort_s = 3
+[[step]]
+kind = "reference"
+muscle = "orbicularis_oculi"
+effort_s = 3
+[[step]]
+kind = "exercise"
+label = "Smile, eye quiet"
+name = "smile"
+sunnybrook = "open-mouth smile"
+target = ["zygomaticus_major"]
+suppress = ["orbicularis_oculi"]
+shape = "hold"
+level_pct = 30
+ramp_up_s = 1
+hold_s = 2
+ramp_down_s = 1
+reps = 2
+rest_s = 2
+band_pct = 10
+ceiling = { mode = "baseline_sd", value = 3 }
+[[step]]
+kind = "post-rest"
+duration_s = 2
+"""
+
+
+def test_report_of_a_headless_autopilot_session(tmp_path: Path) -> None:
+    """End to end on the real contract: `emgfb session --headless` then `emgfb report`."""
+    from emgfb.recording import open_recording
+
+    protocol = tmp_path / "short.toml"
+    protocol.write_text(SHORT_PROTOCOL, encoding="utf-8")
+    session = tmp_path / "s.h5"
+    assert main(["session", "--protocol", str(protocol), "--source",
+                 "sim://?speed=0&chunk=50&seed=4", "-o", str(session), "--subject", "P002",
+                 "--headless"]) == 0
+    out = tmp_path / "s.html"
+    assert main(["report", str(session), "-o", str(out), "-q"]) == 0
+    with open_recording(session) as rec:
+        scores = rec.document("scores")
+    assert len(scores) == 2
+    p = _parse(out.read_text(encoding="utf-8"))
+    head, *body = next(rows for c, rows in p.tables if "reps" in c.split())
+    assert len(body) == 2
+    for row, want in zip(body, scores, strict=True):
+        for m in SCORE_METRICS:
+            cell = row[head.index(metric_heading(m))]
+            if want[m.key] is None:
+                assert cell == "–"
+            else:
+                assert float(cell) == pytest.approx(want[m.key], abs=0.6 * 10 ** -m.digits)
+    summary = p.table("exercise-summary")
+    assert summary[1][0] == "Smile, eye quiet" and summary[1][2] == "2"
+    assert float(p.table("calibration")[5][6]) > 0  # ZYG-L reference
