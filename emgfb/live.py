@@ -117,6 +117,12 @@ class LiveSession:
         Pseudonymous subject code written into recordings.
     read_timeout
         Longest wait of one source read (bounds the reaction time to stop/pause).
+    lsl
+        Publish the µV, envelope and marker streams on Lab Streaming Layer under this
+        base name (:class:`~emgfb.lsl_out.LslPublisher`); None: no LSL.
+    markers_from
+        ``lsl://NAME`` of another program's marker stream: its markers join the session
+        (and the recording) at the tick they were stamped with.
     """
 
     def __init__(
@@ -130,6 +136,8 @@ class LiveSession:
         frontend: str | Path = "bioamp",
         subject: str | None = None,
         read_timeout: float = 0.02,
+        lsl: str | None = None,
+        markers_from: str | None = None,
     ):
         self.source_url = source_url if isinstance(source_url, str) else source_url.url
         self._source_arg = source_url
@@ -171,6 +179,11 @@ class LiveSession:
         self._thread: threading.Thread | None = None
         self.state = "stopped"
         self.error: str | None = None
+        self._lsl_name = lsl
+        self._markers_from = markers_from
+        self._lsl: Any = None  # LslPublisher
+        self._lsl_clock: Any = None  # SampleClock shared by publisher and marker inlet
+        self._lsl_markers: Any = None  # LslMarkerInlet
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -185,7 +198,10 @@ class LiveSession:
             self._configure(self.source)
             if self._initial_record is not None:
                 self.start_record(self._initial_record)
+            if self._lsl_name or self._markers_from:
+                self._start_lsl()
         except BaseException:
+            self._stop_lsl()
             self.source.stop()
             self.source.close()
             raise
@@ -208,6 +224,7 @@ class LiveSession:
             if thread.is_alive():
                 log.error("live worker did not stop within %.1f s", timeout)
         try:
+            self._stop_lsl()
             self.stop_record()
         finally:
             if self.source is not None:
@@ -377,7 +394,41 @@ class LiveSession:
             if self._writer is not None:
                 self._writer.add_marker(marker)
         log.info("marker %r at tick %d", marker.label, marker.tick)
+        if self._lsl is not None:
+            self._lsl.push_marker(marker)
         return marker
+
+    # -- Lab Streaming Layer -------------------------------------------------------------
+
+    def _start_lsl(self) -> None:
+        from emgfb.acquisition.lsl import LslMarkerInlet, SampleClock
+
+        self._lsl_clock = SampleClock(self.fs)
+        if self._lsl_name:
+            from emgfb.lsl_out import LslPublisher
+
+            self._lsl = LslPublisher(self.source.info, self.montage, self.uv_per_count,
+                                     self.offset_counts, name=self._lsl_name,
+                                     clock=self._lsl_clock)
+        if self._markers_from:
+            self._lsl_markers = LslMarkerInlet(self._markers_from, self._lsl_clock,
+                                               self._insert_marker)
+            self._lsl_markers.start()
+
+    def _stop_lsl(self) -> None:
+        inlet, self._lsl_markers = self._lsl_markers, None
+        if inlet is not None:
+            inlet.stop()
+        pub, self._lsl = self._lsl, None
+        if pub is not None:
+            pub.close()
+
+    def _insert_marker(self, marker: Marker) -> None:
+        """A marker with its own tick (another program's, via LSL): session + recording."""
+        with self._lock:
+            self._markers.append(marker)
+            if self._writer is not None:
+                self._writer.add_marker(marker)
 
     def start_record(self, path: str | Path) -> Path:
         """Start recording every following chunk to ``path`` (never overwrites).
@@ -551,6 +602,12 @@ class LiveSession:
                 self._markers.extend(chunk.markers)
         for name, data in (("filtered", filtered), ("envelope", env), ("activation", act)):
             _ring_write(bufs[name], tick, data)
+        if self._lsl_clock is not None:
+            self._lsl_clock.observe(chunk)
+            pub = self._lsl
+            if pub is not None:
+                pub.push_chunk(chunk)
+                pub.push_envelope(tick, env)
         if q:
             self._quality = list(q)
         last = int(tick[-1])

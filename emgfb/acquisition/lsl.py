@@ -157,9 +157,10 @@ class SampleClock:
 
     ``lsl_time(tick) = anchor_time + (tick - anchor_tick) / fs``. It is anchored once, at the
     first chunk, so timestamps follow the sample clock (gaps stay gaps) and never the
-    jitter of read times. A board clock that runs fast or slow drifts against
-    ``local_clock()`` by that error (no drift correction yet). Thread-safe: anchored by the
-    acquisition thread, read by marker threads.
+    jitter of read times. Read the first chunk promptly after the source starts: a backlog
+    at that read would shift every timestamp later by its age. A board clock that runs
+    fast or slow drifts against ``local_clock()`` by that error (no drift correction yet).
+    Thread-safe: anchored by the acquisition thread, read by marker threads.
 
     Parameters
     ----------
@@ -476,7 +477,6 @@ class LslMarkerInlet:
         inlet = pylsl.StreamInlet(short, max_buflen=360, recover=True)
         try:
             inlet.open_stream(self.timeout)
-            self.time_correction = float(inlet.time_correction(self.timeout))
         except Exception as exc:  # pylsl's TimeoutError/LostError
             raise DeviceError(f"{self.url}: cannot open the marker stream ({exc})") from None
         self._inlet = inlet
@@ -484,12 +484,16 @@ class LslMarkerInlet:
         self._thread = threading.Thread(target=self._run, name="emgfb-lsl-markers",
                                         daemon=True)
         self._thread.start()
-        log.info("LSL marker inlet open: %s (clock offset %+.6f s)", self.url,
-                 self.time_correction)
+        log.info("LSL marker inlet open: %s", self.url)
 
     def _run(self) -> None:
         pending: list[tuple[str, float]] = []
         try:
+            # The first offset estimate takes ~0.7 s: here, not in start(), so the session's
+            # first chunk (which anchors the sample clock) is read without a backlog.
+            # Markers meanwhile wait in the inlet's buffer.
+            self.time_correction = float(self._inlet.time_correction(self.timeout))
+            log.info("LSL marker clock offset %+.6f s (%s)", self.time_correction, self.url)
             while not self._stop.is_set():
                 sample, ts = self._inlet.pull_sample(timeout=0.05)
                 if sample is not None:

@@ -61,6 +61,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--subject", help="pseudonymous subject code stored in recordings")
     p.add_argument("--frontend", default="bioamp",
                    help="EMG front-end name or TOML: counts->uV scale (see emgfb boards)")
+    from emgfb.cli.record import add_lsl_args
+
+    add_lsl_args(p, markers=True)
     add_screenshot_args(p)
     p.set_defaults(func=run)
 
@@ -73,7 +76,8 @@ def run(args: argparse.Namespace) -> int:
     check_display()
     session = LiveSession(args.source, montage=args.montage, dsp_config=args.dsp,
                           record_path=args.record, subject=args.subject,
-                          frontend=args.frontend)
+                          frontend=args.frontend, lsl=args.lsl,
+                          markers_from=args.markers_from)
     session.start()
     from emgfb.gui.app import run_window
 

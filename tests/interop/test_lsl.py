@@ -318,3 +318,40 @@ def test_record_lsl_matches_recording_and_foreign_marker_lands_on_its_sample(tmp
     assert len(row) == 1 and len(markers) == 1, err
     assert abs(markers[0].tick - int(tick[row[0]])) <= 1
     assert markers[0].kind == "lsl"
+
+
+def test_live_session_publishes_and_takes_foreign_markers():
+    from emgfb.live import LiveSession
+
+    name, mk_name = _uid("live"), _uid("livemk")
+    mk_out = pylsl.StreamOutlet(pylsl.StreamInfo(mk_name, "Markers", 1, 0, pylsl.cf_string,
+                                                 mk_name))
+    session = LiveSession("sim://?speed=1&seed=2&ch=2", lsl=name,
+                          markers_from=f"lsl://{mk_name}?timeout=5")
+    with session:
+        inlet = _open_inlet("source_id", f"emgfb-{name}")
+        env_inlet = _open_inlet("source_id", f"emgfb-{name}-envelope")
+        mk_in = _open_inlet("source_id", f"emgfb-{name}-markers")
+        assert session.wait_for_index(100, 10)
+        mine = session.add_marker("hello", "key")
+        label, _ = mk_in.pull_sample(timeout=10)
+        samples, stamps = _pull(inlet, 100)
+        env, _ = _pull(env_inlet, 100)
+        assert mk_out.wait_for_consumers(5)
+        before = session.newest_index
+        mk_out.push_sample(["foreign"], pylsl.local_clock())
+        deadline = time.monotonic() + 10
+        while not any(m.label == "foreign" for m in session.markers):
+            assert time.monotonic() < deadline, "foreign marker never arrived"
+            session.wait_for_index(session.newest_index + 10, 1)
+        after = session.newest_index
+        markers = session.markers
+    assert session.state == "stopped" and session.error is None
+    assert label == ["hello"] and mine.kind == "key"
+    assert np.asarray(samples).shape[1] == 2 and len(env) >= 100
+    np.testing.assert_allclose(np.diff(stamps[:100]), 1 / FS, atol=1e-9)
+    foreign = [m for m in markers if m.label == "foreign"]
+    assert len(foreign) == 1 and foreign[0].kind == "lsl"
+    # pushed "now": it belongs between the newest sample before and after the push (the
+    # clock is anchored at reception, so allow one chunk of delivery latency)
+    assert before - 50 <= foreign[0].tick <= after + 1
