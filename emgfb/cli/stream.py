@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import time
 
@@ -10,16 +11,25 @@ from emgfb.acquisition.source import open_source
 from emgfb.errors import ConfigError
 
 
-def stream_summary(url: str, seconds: float) -> dict[str, object]:
-    """Read ``url`` for ``seconds`` (or until a finite source ends) and summarise it."""
+def stream_summary(url: str, seconds: float, lsl: str | None = None) -> dict[str, object]:
+    """Read ``url`` for ``seconds`` (or until a finite source ends) and summarise it.
+
+    With ``lsl``, also publish the stream on Lab Streaming Layer under that name."""
     if not seconds > 0:
         raise ConfigError(f"--seconds {seconds}: expected a positive number")
-    with open_source(url) as src:
+    with open_source(url) as src, contextlib.ExitStack() as stack:
+        pub = None
+        if lsl:
+            from emgfb.lsl_out import LslPublisher
+
+            pub = stack.enter_context(LslPublisher.for_source(src, lsl))
         t0, cpu0 = time.monotonic(), time.process_time()
         frames = 0
         while (elapsed := time.monotonic() - t0) < seconds and not src.finished:
             chunk = src.read(min(0.1, max(seconds - elapsed, 0.001)))
             frames += len(chunk) if chunk is not None else 0
+            if pub is not None and chunk is not None:
+                pub.push_chunk(chunk)
         elapsed, cpu = time.monotonic() - t0, time.process_time() - cpu0
     stats, info = src.stats.as_dict(), src.info
     return {
@@ -37,7 +47,7 @@ def stream_summary(url: str, seconds: float) -> dict[str, object]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    s = stream_summary(args.source, args.seconds)
+    s = stream_summary(args.source, args.seconds, lsl=args.lsl)
     if args.json:
         print(json.dumps(s))
         return 0
@@ -60,4 +70,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--source", default="sim://", help="source URL (default: sim://)")
     p.add_argument("--seconds", type=float, default=5.0, help="how long to read (default 5)")
     p.add_argument("--json", action="store_true", help="print exactly one JSON object")
+    from emgfb.cli.record import add_lsl_args
+
+    add_lsl_args(p, markers=False)
     p.set_defaults(func=_run)

@@ -355,3 +355,24 @@ def test_live_session_publishes_and_takes_foreign_markers():
     # pushed "now": it belongs between the newest sample before and after the push (the
     # clock is anchored at reception, so allow one chunk of delivery latency)
     assert before - 50 <= foreign[0].tick <= after + 1
+
+
+def test_stream_command_publishes_on_lsl():
+    import threading
+
+    from emgfb.cli.stream import stream_summary
+
+    name = _uid("stream")
+    result: dict = {}
+    worker = threading.Thread(
+        target=lambda: result.update(stream_summary("sim://?speed=1&ch=3", 2.0, lsl=name)))
+    worker.start()
+    try:
+        inlet = _open_inlet("name", name)
+        env_found = pylsl.resolve_byprop("name", f"{name}-envelope", timeout=10)
+        samples, stamps = _pull(inlet, 300)
+    finally:
+        worker.join(30)
+    assert len(stamps) >= 300 and np.asarray(samples).shape[1] == 3
+    assert env_found and env_found[0].type() == "EMGEnvelope"
+    assert result["frames"] > 0
