@@ -340,6 +340,8 @@ def write_progress(directory: str | Path, out: str | Path, subject: str | None =
     out = Path(out)
     if out.exists() and not force and not out.is_dir():
         raise EmgfbError(f"{out}: already exists; choose another name or pass --force")
+    if not out.parent.is_dir():
+        raise EmgfbError(f"{out}: folder {out.parent} does not exist")
     text = build_progress(directory, subject, progress=progress)
     return write_html(out, text, force)
 

@@ -693,6 +693,8 @@ def write_report(src: str | Path, out: str | Path, *, force: bool = False,
         raise EmgfbError(f"{out}: already exists; choose another name or pass --force")
     if out.is_dir():
         raise EmgfbError(f"{out}: is a directory, expected an output .html file name")
+    if not out.parent.is_dir():
+        raise EmgfbError(f"{out}: folder {out.parent} does not exist")
     text = build_report(src, progress=progress)
     return write_html(out, text, force)
 

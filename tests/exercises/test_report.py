@@ -266,6 +266,8 @@ def test_write_report_checks_the_output_first(tmp_path: Path) -> None:
     with pytest.raises(EmgfbError, match="already exists"):
         write_report(tmp_path / "nothing.h5", out)
     assert out.read_text() == "keep"
+    with pytest.raises(EmgfbError, match="folder .* does not exist"):
+        write_report(tmp_path / "nothing.h5", tmp_path / "no" / "r.html")
 
 
 def test_progress_three_sessions_one_point_per_session(tmp_path: Path) -> None:
