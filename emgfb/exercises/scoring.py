@@ -5,7 +5,7 @@ This module owns the per-repetition metrics of DOMAIN.md §4 ("Scoring" and "Sym
 the dict stored in a recording's ``scores`` document (names in :data:`METRICS`). Every
 function ignores samples where an input is NaN (lost samples, settling filters) and
 returns ``None`` where the metric is undefined (no valid samples, flat target ...), which
-is JSON ``null`` in the recording. Imports numpy and ``emgfb.dsp.metrics`` only.
+is JSON ``null`` in the recording. Imports numpy, scipy and ``emgfb.dsp.metrics`` only.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
+from scipy import signal
 
 from emgfb.dsp.metrics import asymmetry_index, oral_ocular_index, symmetry_ratio
 
@@ -84,23 +85,22 @@ def lag_ms(tracked: np.ndarray, target: np.ndarray, fs: float,
            max_lag_s: float = MAX_LAG_S) -> float | None:
     """Lag of tracked behind target: the cross-correlation peak (DOMAIN.md §4), in ms.
 
-    Both series are mean-removed (NaN samples then set to 0) and
-    ``c[k] = Σ_n target[n] · tracked[n + k]`` is searched over ``|k| <= max_lag_s · fs``;
-    positive = the patient is late. ``None`` if either series is flat.
+    ``c[k] = Σ_n target[n] · tracked[n + k]`` over ``|k| <= max_lag_s · fs`` (NaN samples
+    count as 0); positive = the patient is late. Both series are in % of the reference,
+    0 at rest, and a repetition starts and ends at rest, so they are not mean-removed
+    (removing the mean would weight the rest edges and bias the peak towards 0).
+    ``None`` if either series is all zero.
     """
-    x, y = np.asarray(tracked, float), np.asarray(target, float)
-    ok = np.isfinite(x) & np.isfinite(y)
-    if ok.sum() < 3:
+    x = np.nan_to_num(np.asarray(tracked, float))
+    y = np.nan_to_num(np.asarray(target, float))
+    if x.shape != y.shape:
+        raise ValueError(f"tracked {x.shape} and target {y.shape} differ in shape")
+    if len(x) < 3 or not (np.any(x != 0) and np.any(y != 0)):
         return None
-    x = np.where(ok, x - x[ok].mean(), 0.0)
-    y = np.where(ok, y - y[ok].mean(), 0.0)
-    if not (np.any(x != 0) and np.any(y != 0)):
-        return None
-    n = len(x)
-    corr = np.correlate(x, y, mode="full")  # index n-1+k holds sum y[m] x[m+k]
-    kmax = min(n - 1, int(round(max_lag_s * fs)))
-    window = corr[n - 1 - kmax: n + kmax]
-    k = int(np.argmax(window)) - kmax
+    corr = signal.correlate(x, y, mode="full")
+    lags = signal.correlation_lags(len(x), len(y), mode="full")
+    keep = np.abs(lags) <= max_lag_s * fs
+    k = int(lags[keep][np.argmax(corr[keep])])
     return float(1000.0 * k / fs)
 
 
