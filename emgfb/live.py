@@ -148,6 +148,8 @@ class LiveSession:
         self._frontend_arg = frontend
         self.subject = subject
         self.read_timeout = float(read_timeout)
+        #: Extra metadata stored in every recording this session starts (e.g. a protocol).
+        self.record_meta: dict[str, Any] = {}
 
         self.source: Source | None = None
         self.montage: Montage | None = None
@@ -386,9 +388,11 @@ class LiveSession:
 
     # -- control (any thread) ------------------------------------------------------------
 
-    def add_marker(self, label: str, kind: str = "note") -> Marker:
-        """Put a marker at the newest sample; it goes into the recording if one runs."""
-        marker = Marker(max(0, self.newest_index), str(label), kind)
+    def add_marker(self, label: str, kind: str = "note", tick: int | None = None) -> Marker:
+        """Put a marker at ``tick`` (default: the newest sample); it goes into the
+        recording if one runs. A guided-session runner passes the tick of its phase."""
+        marker = Marker(max(0, self.newest_index) if tick is None else int(tick), str(label),
+                        kind)
         with self._lock:
             self._markers.append(marker)
             if self._writer is not None:
@@ -430,6 +434,17 @@ class LiveSession:
             if self._writer is not None:
                 self._writer.add_marker(marker)
 
+    def set_document(self, name: str, document: Any) -> bool:
+        """Store a JSON document (``calibration``, ``protocol``, ``scores``) in the running
+        recording (:meth:`~emgfb.recording.SessionWriter.set_document`; replaces an earlier
+        one). Returns False, storing nothing, when no recording runs."""
+        with self._lock:
+            writer = self._writer
+        if writer is None:
+            return False
+        writer.set_document(name, document)  # a no-op if the writer closed meanwhile
+        return True
+
     def start_record(self, path: str | Path) -> Path:
         """Start recording every following chunk to ``path`` (never overwrites).
 
@@ -454,7 +469,7 @@ class LiveSession:
             path, info=self.source.info, montage=self.montage, uv_per_count=self.uv_per_count,
             offset_counts=self.offset_counts, subject=self.subject or "",
             dsp_config=self.dsp_config.as_dict() if self.dsp_config is not None else None,
-            extra_meta={"source_url": self.source_url},
+            extra_meta={"source_url": self.source_url, **self.record_meta},
         )
         writer.start()
         with self._lock:
