@@ -1,4 +1,5 @@
-"""``emgfb session``: run a guided exercise session (headless for now) and record it."""
+"""``emgfb session``: run a guided exercise session and record it, in the live window
+(feedback view driven by the protocol) or ``--headless``."""
 
 from __future__ import annotations
 
@@ -7,20 +8,21 @@ import signal
 import sys
 from pathlib import Path
 
-from emgfb.errors import ConfigError
-
 EXIT_INTERRUPTED = 130
+GUI_SOURCE = "sim://?speed=1"
+HEADLESS_SOURCE = "sim://?speed=0"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``session`` subcommand."""
     p = subparsers.add_parser(
-        "session", help="run a guided exercise protocol and record it (--headless)")
+        "session", help="run a guided exercise protocol in the live window and record it")
     p.add_argument("--protocol", required=True, metavar="FILE",
                    help="protocol name (demo, smile, brow_lift, eye_closure, pucker) or TOML")
-    p.add_argument("--source", default="sim://?speed=0", metavar="URL",
-                   help="board URL (default: the simulated board, unpaced, with the "
-                        "autopilot patient)")
+    p.add_argument("--source", default=None, metavar="URL",
+                   help=f"board URL (default: the simulated board with the autopilot "
+                        f"patient: {GUI_SOURCE} in the window, {HEADLESS_SOURCE} (unpaced) "
+                        f"with --headless)")
     p.add_argument("-o", "--output", required=True, type=Path, metavar="FILE.h5")
     p.add_argument("--montage", help="montage name or TOML (default: the protocol's)")
     p.add_argument("--subject", default="", help="pseudonymous code such as P007, never a name")
@@ -31,7 +33,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-autopilot", action="store_true",
                    help="do not steer a simulated board (a real patient follows the cues)")
     p.add_argument("--headless", action="store_true",
-                   help="run without the GUI (required until the GUI runner is wired)")
+                   help="run without the GUI (tests, batch use)")
+    from emgfb.cli.live import add_screenshot_args
+
+    add_screenshot_args(p)
     p.set_defaults(func=run)
 
 
@@ -41,17 +46,15 @@ def run(args: argparse.Namespace) -> int:
 
     prepare(args.protocol, args.montage)  # bad protocol/montage: refuse before anything else
     if not args.headless:
-        # TODO(gui): open the feedback view driven by exercises.runner.SessionRunner.
-        raise ConfigError("--headless not given: the GUI session runner is not wired yet; "
-                          "add --headless to run the session without the GUI")
+        return run_window(args)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
 
     def progress(line: str) -> None:
         print(f"emgfb session: {line}", file=sys.stderr, flush=True)
 
     result = run_session(
-        args.protocol, args.output, args.source, montage=args.montage, subject=args.subject,
-        notes=args.notes, dsp=args.dsp, frontend=args.frontend,
+        args.protocol, args.output, args.source or HEADLESS_SOURCE, montage=args.montage,
+        subject=args.subject, notes=args.notes, dsp=args.dsp, frontend=args.frontend,
         autopilot=not args.no_autopilot, seed=args.seed, progress=progress,
     )
     state = "finished" if result.finished else (
@@ -66,3 +69,52 @@ def run(args: argparse.Namespace) -> int:
         print(f"emgfb session: error: {result.recording_error}", file=sys.stderr)
         return 1
     return EXIT_INTERRUPTED if result.interrupted else 0
+
+
+def run_window(args: argparse.Namespace) -> int:
+    """The live window on the feedback view, the protocol driving it, recording to -o."""
+    from emgfb.acquisition.source import parse_source_url
+    from emgfb.cli.live import check_display, parse_size
+    from emgfb.exercises.headless import prepare, session_source_url, summary_lines
+    from emgfb.live import LiveSession
+    from emgfb.recording.schema import check_subject
+    from emgfb.recording.writer import check_new_path
+
+    proto, mont, montage_arg = prepare(args.protocol, args.montage)
+    check_subject(args.subject)
+    check_new_path(args.output)
+    size = parse_size(args.size)
+    check_display()
+    url = session_source_url(args.source or GUI_SOURCE, mont, montage_arg)
+    autopilot = not args.no_autopilot and parse_source_url(url)[0] == "sim"
+    session = LiveSession(url, montage=mont, dsp_config=args.dsp, record_path=args.output,
+                          subject=args.subject, frontend=args.frontend)
+    session.record_meta = {"protocol": proto.name, "session": "guided",
+                           "autopilot": {"seed": args.seed} if autopilot else None}
+    if args.notes:
+        session.record_meta["session_notes"] = args.notes
+    session.start()
+    from emgfb.exercises.guided import GuidedDriver
+    from emgfb.gui.app import run_window as run_gui
+
+    drivers: list[GuidedDriver] = []
+
+    def attach(win) -> None:
+        from emgfb.gui.session_panel import attach as attach_panel
+
+        driver = GuidedDriver(session, proto, autopilot=autopilot, seed=args.seed)
+        drivers.append(driver)
+        attach_panel(win, driver)
+
+    code = run_gui(session, view=args.view or "feedback", screenshot=args.screenshot,
+                   after=args.after, record_dir=args.output.parent, fps=args.fps, size=size,
+                   on_window=attach)
+    if drivers:
+        d = drivers[0]
+        state = "finished" if d.runner.finished else (
+            f"stopped: {d.error}" if d.error else "closed early")
+        print(f"emgfb session: {proto.name} {state} after {d.runner.elapsed_s:.1f} s: "
+              f"{len(d.runner.scores)} reps scored -> {args.output}", file=sys.stderr)
+        for line in summary_lines(d.runner.scores):
+            print(line)
+    return code

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from PyQt5 import QtCore, QtWidgets
@@ -37,17 +38,21 @@ def ensure_app() -> QtWidgets.QApplication:
 def run_window(session: LiveSession, *, view: str = "setup", replay: bool = False,
                screenshot: str | Path | None = None, after: float = 3.0,
                replay_info: dict | None = None, record_dir: str | Path | None = None,
-               fps: float = 60.0, size: tuple[int, int] = (1400, 900)) -> int:
+               fps: float = 60.0, size: tuple[int, int] = (1400, 900),
+               on_window: Callable[[MainWindow], None] | None = None) -> int:
     """Show the main window around ``session`` until it is closed; return an exit code.
 
     With ``screenshot``, the window is saved as a PNG after ``after`` seconds and closed.
-    The session is stopped (recording finished) in every case.
+    The session is stopped (recording finished) in every case. ``on_window`` is called
+    with the new window before it is shown (e.g. to attach a guided session).
     """
     try:
         app = ensure_app()
         win = MainWindow(session, view, replay=replay, replay_info=replay_info,
                          record_dir=record_dir, fps=fps)
         win.resize(*size)
+        if on_window is not None:
+            on_window(win)
         win.show()
         if screenshot is not None:
             def shoot() -> None:

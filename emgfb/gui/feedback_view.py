@@ -124,6 +124,9 @@ class FeedbackView(QtWidgets.QWidget):
                  parent: QtWidgets.QWidget | None = None):
         super().__init__(parent)
         self.model = model
+        #: A guided session's overlay (:class:`emgfb.gui.session_panel.GuidedFeedback`):
+        #: when set, it gives each row's target band, ceiling and ceiling state.
+        self.guide = None
         montage = model.session.montage
         self.pairs = montage.pairs()
         if not self.pairs:  # no homologous pairs: show channels one by one against nothing
@@ -163,6 +166,7 @@ class FeedbackView(QtWidgets.QWidget):
         self.mirror_box = QtWidgets.QCheckBox("Mirror (target = healthy side)")
         head.addWidget(self.mirror_box)
         outer.addLayout(head)
+        self.header = head
         for w in (self.muscle_box, self.target_box, self.ceiling_box):
             sig = w.currentIndexChanged if isinstance(w, QtWidgets.QComboBox) else w.valueChanged
             sig.connect(self._settings_changed)
@@ -243,6 +247,8 @@ class FeedbackView(QtWidgets.QWidget):
                 elif not mirror:
                     target = self.target_band()
             ceiling = self.ceiling() if r.muscle == syn else None
+            if self.guide is not None:
+                target, ceiling = self.guide.row_guides(r)
             r.bars.set_state(a, h, target, ceiling)
             self._message(r, a, target, ceiling)
 
@@ -250,7 +256,8 @@ class FeedbackView(QtWidgets.QWidget):
                  ceiling: float | None) -> None:
         text, colour = "", theme.TEXT
         if ceiling is not None:
-            crossed = r.bars.ceiling_crossed
+            crossed = (r.bars.ceiling_crossed if self.guide is None
+                       else self.guide.ceiling_crossed(r))
             text = "Too active — relax this area" if crossed else "Stay relaxed here ✓"
             colour = theme.CEILING_CROSSED if crossed else theme.CEILING_OK
             if getattr(r, "_ceiling_colour", None) != colour:

@@ -94,6 +94,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self.model = DisplayModel(session)
         self.frame_stats = FrameStats()
         self._closed = False
+        #: Called on shutdown before the session stops (a guided session stores its
+        #: documents into the recording).
+        self.shutdown_hooks: list = []
         mode = "Replay" if replay else "Live"
         self.setWindowTitle(f"emgfb — {mode} — {session.source_url}")
         if mains_power is None and not replay:
@@ -367,7 +370,11 @@ class MainWindow(QtWidgets.QMainWindow):
         self._closed = True
         self.timer.stop()
         self.status_timer.stop()
-        self.session.stop()
+        try:
+            for hook in self.shutdown_hooks:
+                hook()
+        finally:
+            self.session.stop()
 
     def closeEvent(self, ev: QtGui.QCloseEvent) -> None:  # noqa: N802 - Qt override
         self.shutdown()
