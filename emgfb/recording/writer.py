@@ -485,20 +485,31 @@ class SessionWriter:
         with self._flushed:
             self._flushed.notify_all()
 
-    def _check_space(self, need: int) -> None:
-        """Stop cleanly before the disk or RLIMIT_FSIZE is reached (HDF5 cannot recover
-        from a failed write in SWMR mode)."""
+    def _space_left(self) -> tuple[int, str]:
+        """Bytes this file may still grow by before the headroom kept on the disk or under
+        RLIMIT_FSIZE (HDF5 cannot recover from a failed write in SWMR mode), and what limits
+        it, in words."""
         st = os.statvfs(self.path.parent)
         free = st.f_bavail * st.f_frsize
-        if free < need + HEADROOM_BYTES:
-            raise _OutOfSpace(f"disk nearly full ({free / 1e6:.1f} MB free)")
+        room, reason = free - HEADROOM_BYTES, f"disk nearly full ({free / 1e6:.1f} MB free)"
         soft, _hard = resource.getrlimit(resource.RLIMIT_FSIZE)
         if soft != resource.RLIM_INFINITY:
             size = os.stat(self.path).st_size
-            if size + need + HEADROOM_BYTES > soft:
-                raise _OutOfSpace(
-                    f"file size limit reached ({size / 1e6:.1f} MB of {soft / 1e6:.1f} MB)"
-                )
+            if soft - size - HEADROOM_BYTES < room:
+                room = soft - size - HEADROOM_BYTES
+                reason = f"file size limit reached ({size / 1e6:.1f} MB of {soft / 1e6:.1f} MB)"
+        return room, reason
+
+    @staticmethod
+    def _take(pending: list[tuple], n: int) -> list[tuple]:
+        """The first ``n`` samples of the pending chunks (a chunk may be cut)."""
+        out = []
+        for tick, counts, overrun, host_time in pending:
+            if n <= 0:
+                break
+            out.append((tick[:n], counts[:n], overrun[:n], host_time))
+            n -= len(tick)
+        return out
 
     def _flush(
         self, pending: list[tuple], markers: list[Marker], documents: dict[str, bytes],
@@ -507,8 +518,17 @@ class SessionWriter:
         f = self._file
         assert f is not None
         n_new = sum(len(p[0]) for p in pending)
-        # uncompressed size bounds what this append adds (compression only shrinks it)
-        self._check_space(n_new * (self.n_channels * 2 + 8) + 64 * len(markers) + (64 << 10))
+        # uncompressed size bounds what this append adds (compression only shrinks it); when
+        # the space runs out, write the samples that still fit, then stop
+        per_sample, fixed = self.n_channels * 2 + 8, 64 * len(markers) + (64 << 10)
+        room, reason = self._space_left()
+        out_of_space = None
+        if room < fixed + n_new * per_sample:
+            out_of_space = _OutOfSpace(reason)
+            if room < fixed:
+                raise out_of_space
+            pending = self._take(pending, (room - fixed) // per_sample)
+            n_new = sum(len(p[0]) for p in pending)
         if n_new:
             tick = np.concatenate([p[0] for p in pending])
             counts = np.concatenate([p[1] for p in pending])
@@ -558,6 +578,8 @@ class SessionWriter:
         with self._flushed:
             self.samples_written += n_new
             self._flushed.notify_all()
+        if out_of_space is not None:
+            raise out_of_space
 
     def _finalise(self) -> None:
         f = self._file
