@@ -21,13 +21,14 @@ import numpy as np
 import pyqtgraph as pg
 from PyQt5 import QtCore, QtWidgets
 
-from emgfb.exercises.guided import GuidedDriver, score_words, summary_words
+from emgfb.exercises.guided import QUIET_WORDS, GuidedDriver, score_words, summary_words
 from emgfb.exercises.runner import AHEAD_S
 from emgfb.gui import theme
 
 #: Seconds of past target course shown left of "now" (the traces span 10 s).
 PAST_S = 8.0
 SCORE_COLOUR = "#1E6B34"
+QWIDGETSIZE_MAX = (1 << 24) - 1
 
 
 def _label(point_size: int, bold: bool = False, colour: str = theme.TEXT,
@@ -156,6 +157,7 @@ class GuidedFeedback(QtCore.QObject):
         self.summary.back.connect(self.show_rows)
         view.layout().addWidget(self.summary, 3)
         self.overlays = {}
+        self._titles = {r.affected: r.title.text() for r in view.rows}
         for r in view.rows:
             r.plot.setXRange(-PAST_S, AHEAD_S, padding=0)
             r.plot.getPlotItem().setLabel("bottom", "seconds  (0 = now · right: what comes next)")
@@ -240,7 +242,7 @@ class GuidedFeedback(QtCore.QObject):
                 rep = (f"Rep {cue.rep} of {cue.n_reps}" if cue.rep
                        else f"{done} of {cue.n_reps} done")
             self._set("rep", p.rep, rep)
-        self._set("text", p.text, cue.text)
+        self._set("text", p.text, cue.text.replace(" - ", " — "))
         self._set("countdown", p.countdown,
                   f"{math.ceil(cue.countdown_s - 1e-9)} s" if not cue.finished else "")
         last = cue.last_score
@@ -267,11 +269,34 @@ class GuidedFeedback(QtCore.QObject):
                 ov.set_visible(False)
                 continue
             ov.set_course(self._x[keep], y[keep], (cue.band_pct or 0.0) / 100.0)
+        focus = self._focus(cue)
         for row in self.view.rows:
+            if self._shown.get(f"focus{row.affected}") != (row.affected in focus):
+                self._shown[f"focus{row.affected}"] = row.affected in focus
+                # the rows the exercise is about get the room; the others stay small
+                # (still drawn: the first row's paints count the display fps)
+                row.setMinimumHeight(150 if row.affected in focus else 0)
+                row.setMaximumHeight(QWIDGETSIZE_MAX if row.affected in focus else 110)
+                left = row.plot.getPlotItem().getAxis("left")
+                left.setTicks([[(v, f"{int(v * 100)}%") for v in (
+                    (0, .25, .5, .75, 1) if row.affected in focus else (.5,))]])
+            title = self._titles[row.affected]
+            if row.affected in cue.suppression_channels and not cue.finished:
+                word = QUIET_WORDS.get(row.muscle, row.muscle.replace("_", " "))
+                title = f"{word.capitalize()}: keep it quiet"
+            if row.title.text() != title:
+                row.title.setText(title)
             _, ceiling = self.row_guides(row)
             if self._ceilings.get(row.affected, -1.0) != ceiling:
                 self._ceilings[row.affected] = ceiling
                 row.set_guides(None, ceiling)
+
+    def _focus(self, cue) -> set[int]:
+        """Affected channels of the rows the current step is about (all outside exercises)."""
+        rows = {row.affected for row in self.view.rows}
+        if cue.finished or cue.step_kind != "exercise" or cue.target_channel is None:
+            return rows
+        return ({cue.target_channel, *cue.suppression_channels} & rows) or rows
 
     # -- the end -------------------------------------------------------------------------
 

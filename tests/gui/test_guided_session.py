@@ -118,10 +118,10 @@ def test_guided_session_runs_through_and_records(guided, qtbot, live_threads):
     texts = list(dict.fromkeys(t for t, *_ in seen))
     for want in ("Relax your whole face and breathe calmly", "Get ready to smile",
                  "Now smile as strongly as is comfortable", "Slowly smile...",
-                 "Hold... - keep your eye soft", "Relax slowly...", "Rest",
+                 "Hold... — keep your eye soft", "Relax slowly...", "Rest",
                  "Well done: the session is over"):
         assert want in texts, (want, texts)
-    assert texts.index("Slowly smile...") < texts.index("Hold... - keep your eye soft")
+    assert texts.index("Slowly smile...") < texts.index("Hold... — keep your eye soft")
     reps = {rep for _, rep, *_ in seen}
     assert {"Rep 1 of 2", "Rep 2 of 2"} <= reps
     # the autopilot's eye fires with the smile: the ceiling turns red while it is over it
