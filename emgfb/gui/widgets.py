@@ -281,7 +281,8 @@ class ElidedText(QtWidgets.QWidget):
     def _wrap(self) -> None:
         fm = self.fontMetrics()
         width = max(1, self.width())
-        max_lines = max(1, self.height() // fm.lineSpacing())
+        # n lines need (n - 1) line spacings plus one line's height
+        max_lines = max(1, (self.height() - fm.height()) // fm.lineSpacing() + 1)
         layout = QtGui.QTextLayout(self._text, self.font())
         layout.beginLayout()
         spans = []

@@ -43,10 +43,12 @@ def test_elided_text_fits_its_box_and_offers_the_full_text(qtbot):
             "electrode, run the laptop on battery.")
     w = ElidedText(long)
     qtbot.addWidget(w)
-    line = w.fontMetrics().lineSpacing()
-    w.resize(200, 2 * line + 3)
+    line, height = w.fontMetrics().lineSpacing(), w.fontMetrics().height()
+    w.resize(200, line + height)  # room for exactly two lines
     w.show()
     assert w.elided and len(w._lines) == 2 and w._lines[-1].endswith("…")
+    w.resize(200, line + height - 1)
+    assert len(w._lines) == 1
     assert w.toolTip() == long
     assert all(w.fontMetrics().horizontalAdvance(t) <= 200 for t in w._lines)
     w.resize(2000, 3 * line)
