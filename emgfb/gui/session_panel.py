@@ -310,7 +310,7 @@ class GuidedFeedback(QtCore.QObject):
             s.title.setText("The session stopped early")
             lines = [self.driver.error]
         else:
-            s.title.setText("Well done — the session is over")
+            s.title.setText("Your results")
             lines = summary_words(self.runner.scores, self.runner.protocol) or [
                 "No repetitions were scored."]
         s.body.setText("<br>".join(f"• {line}" for line in lines))
