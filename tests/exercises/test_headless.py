@@ -144,6 +144,8 @@ def test_session_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
                  "--headless"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "orbicularis_oris" in err and "face6" in err
-    assert main(["session", "--protocol", "demo", "-o", str(out)]) == 2
-    assert "GUI session runner is not wired yet" in capsys.readouterr().err
+    # the window mode refuses a bad protocol the same way, before any window opens
+    assert main(["session", "--protocol", "pucker", "--montage", "face6", "-o", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "orbicularis_oris" in err
     assert not out.exists()
