@@ -193,52 +193,50 @@ def parse_source_url(url: str) -> tuple[str, str, dict[str, str]]:
     parts = urlsplit(url)
     path = parts.netloc + parts.path
     try:
-        query = dict(parse_qsl(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query)))
+        query = dict(parse_qsl(parts.query, keep_blank_values=True,
+                               strict_parsing=bool(parts.query)))
     except ValueError:
         raise ConfigError(f"source URL {url!r}: malformed query {parts.query!r}") from None
     return parts.scheme, path, query
 
 
+#: Built-in schemes and the module that implements (and registers) each, imported on first
+#: use so that opening a ``sim://`` source never loads pyserial or pylsl. ``file://`` replay
+#: lives in the recording room, above this one; naming it by string keeps this room free of
+#: imports from above.
+BUILTIN_SCHEMES = {
+    "serial": "emgfb.acquisition.serial_source",
+    "pyserial": "emgfb.acquisition.serial_source",
+    "sim": "emgfb.acquisition.sim_source",
+    "lsl": "emgfb.acquisition.lsl",
+    "file": "emgfb.recording.replay",
+}
+
+
 def open_source(url: str) -> Source:
     """Create (but do not start) the source a URL names.
+
+    Any scheme that is not built in or registered goes to pyserial's ``serial_for_url``
+    (``socket://host:port``, ``rfc2217://``, ``loop://``).
 
     Raises
     ------
     ConfigError
         If the scheme is unknown or a parameter is invalid.
     """
-    _import_builtin_sources()
+    import importlib
+
     scheme, path, query = parse_source_url(url)
+    if scheme not in _SCHEMES and scheme in BUILTIN_SCHEMES:
+        importlib.import_module(BUILTIN_SCHEMES[scheme])
     factory = _SCHEMES.get(scheme)
     if factory is None:
-        # Anything pyserial's serial_for_url understands (socket://, rfc2217://, loop://)
-        factory = _SCHEMES.get("pyserial")
-        if factory is None:
-            raise ConfigError(
-                f"source URL {url!r}: unknown scheme {scheme!r}; expected one of "
-                f"{', '.join(sorted(_SCHEMES))}"
-            )
+        importlib.import_module(BUILTIN_SCHEMES["pyserial"])
+        factory = _SCHEMES["pyserial"]
         query = {**query, "_url": url}
     src = factory(path, query)
     src.url = url
     return src
-
-
-def _import_builtin_sources() -> None:
-    """Import the built-in implementations so they register their schemes."""
-    import importlib
-
-    for mod in ("serial_source", "sim_source", "lsl"):
-        try:
-            importlib.import_module(f"emgfb.acquisition.{mod}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"emgfb.acquisition.{mod}":
-                raise
-    try:
-        importlib.import_module("emgfb.recording.replay")
-    except ModuleNotFoundError as exc:
-        if exc.name != "emgfb.recording.replay":
-            raise
 
 
 def query_param(

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from PyQt5 import QtCore, QtWidgets
+from PyQt5 import QtCore, QtWidgets, sip
 
 from emgfb.gui import theme
 from emgfb.gui.main_window import MainWindow
@@ -33,6 +33,20 @@ def ensure_app() -> QtWidgets.QApplication:
     theme.configure_pyqtgraph()
     theme.apply_style(app)
     return app
+
+
+def dispose(widget: QtWidgets.QWidget) -> None:
+    """Destroy a top-level widget and its plots now, in Qt's order.
+
+    Left to Python's garbage collector, pyqtgraph items can be destroyed piecemeal at an
+    arbitrary later moment while Qt still paints their view (a crash). Deleting through Qt
+    and flushing the deferred deletions keeps the teardown deterministic.
+    """
+    if sip.isdeleted(widget):
+        return
+    widget.hide()
+    widget.deleteLater()
+    QtCore.QCoreApplication.sendPostedEvents(None, QtCore.QEvent.DeferredDelete)
 
 
 def run_window(session: LiveSession, *, view: str = "setup", replay: bool = False,
@@ -63,6 +77,7 @@ def run_window(session: LiveSession, *, view: str = "setup", replay: bool = Fals
             QtCore.QTimer.singleShot(int(max(0.0, after) * 1000), shoot)
         app.exec_()
         win.shutdown()
+        dispose(win)
     finally:
         session.stop()
     if session.error:

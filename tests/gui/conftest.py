@@ -45,5 +45,23 @@ def make_window(qtbot, tmp_path):
         return win
 
     yield make
+    from emgfb.gui.app import dispose
+
     for win in made:
         win.shutdown()
+        dispose(win)
+
+
+@pytest.fixture(autouse=True)
+def _dispose_windows():
+    """After each GUI test, destroy every top-level widget through Qt (not the GC), so no
+    half-deleted window of one test is painted during the next."""
+    yield
+    from PyQt5 import QtWidgets
+
+    from emgfb.gui.app import dispose
+
+    app = QtWidgets.QApplication.instance()
+    if app is not None:
+        for w in app.topLevelWidgets():
+            dispose(w)
