@@ -74,10 +74,23 @@ class ChannelQuality:
     hint: str = "collecting signal"
 
 
-def _grade(value: float, warn: float, bad: float) -> str:
-    if value != value:  # NaN
+def grade(value: float, warn: float, bad: float) -> str:
+    """``"bad"`` at or above ``bad``, ``"warn"`` at or above ``warn``, else ``"good"``;
+    ``"unknown"`` when the value is not finite (not measurable)."""
+    if not np.isfinite(value):
         return UNKNOWN
     return BAD if value >= bad else WARN if value >= warn else GOOD
+
+
+def summarise(states: dict[str, str]) -> tuple[str, str]:
+    """The worst of a channel's indicator states and the advice for it: the hint of the
+    first bad indicator in :data:`HINTS` order, else of the first warning one."""
+    worst = max(states.values(), key=_RANK.__getitem__)
+    for level in (BAD, WARN):
+        for name, hint in HINTS.items():
+            if states.get(name) == level:
+                return worst, hint
+    return worst, "signal looks good"
 
 
 class SignalQuality:
@@ -198,21 +211,15 @@ class SignalQuality:
             flat = raw_sd[c] < q.flat_sd_uv
             states = {
                 "flat": BAD if flat else GOOD,
-                "clipping": _grade(clip_pct[c], q.clipping_warn_pct, q.clipping_bad_pct),
-                "mains": UNKNOWN if flat else _grade(mains[c], q.mains_db_warn,
+                "clipping": grade(clip_pct[c], q.clipping_warn_pct, q.clipping_bad_pct),
+                "mains": UNKNOWN if flat else grade(mains[c], q.mains_db_warn,
                                                      q.mains_db_bad),
-                "motion": UNKNOWN if flat else _grade(motion[c], q.motion_ratio_warn,
+                "motion": UNKNOWN if flat else grade(motion[c], q.motion_ratio_warn,
                                                       q.motion_ratio_bad),
-                "rest_rms": UNKNOWN if flat else _grade(rest_rms[c], q.rest_rms_warn_uv,
+                "rest_rms": UNKNOWN if flat else grade(rest_rms[c], q.rest_rms_warn_uv,
                                                         q.rest_rms_bad_uv),
             }
-            worst = max(states.values(), key=_RANK.__getitem__)
-            hint = "signal looks good"
-            for level in (BAD, WARN):
-                names = [k for k in HINTS if states[k] == level]
-                if names:
-                    hint = HINTS[names[0]]
-                    break
+            worst, hint = summarise(states)
             out.append(ChannelQuality(c, float(rest_rms[c]), float(mains[c]),
                                       float(clip_pct[c]), float(raw_sd[c]), float(motion[c]),
                                       states, worst, hint))

@@ -489,7 +489,7 @@ def quality_table(rec: Any, cfg: Any, rest_spans: Sequence[tuple[int, int]],
         One per channel: the :data:`QUALITY_METRICS` keys plus ``states`` and ``hint``.
     """
     from emgfb.dsp import SignalQuality
-    from emgfb.dsp.quality import BAD, GOOD, HINTS, UNKNOWN, WARN
+    from emgfb.dsp.quality import BAD, GOOD, UNKNOWN, WARN, grade, summarise
 
     q = cfg.quality
     adc_max = (2 ** rec.info.bits - 1) if rec.info is not None and rec.info.bits else None
@@ -531,11 +531,6 @@ def quality_table(rec: Any, cfg: Any, rest_spans: Sequence[tuple[int, int]],
     flat = sd_a < q.flat_sd_uv
     analysed = n_win * win
 
-    def grade(v: float, warn: float, bad: float) -> str:
-        if not math.isfinite(v):
-            return UNKNOWN
-        return BAD if v >= bad else WARN if v >= warn else GOOD
-
     for c in range(rec.n_channels):
         live = ~flat[:, c]
         if in_rest.any():
@@ -554,14 +549,7 @@ def quality_table(rec: Any, cfg: Any, rest_spans: Sequence[tuple[int, int]],
             "motion": grade(mot, q.motion_ratio_warn, q.motion_ratio_bad),
             "rest_rms": grade(rest_rms, q.rest_rms_warn_uv, q.rest_rms_bad_uv),
         }
-        rank = {UNKNOWN: 0, GOOD: 1, WARN: 2, BAD: 3}
-        worst = max(states.values(), key=rank.__getitem__)
-        hint = "signal looks good"
-        for level in (BAD, WARN):
-            names = [k for k in HINTS if states[k] == level]
-            if names:
-                hint = HINTS[names[0]]
-                break
+        worst, hint = summarise(states)
         out.append({"rest_rms_uv": rest_rms, "mains_db": mains_db, "motion_ratio": mot,
                     "clipping_pct": clip, "flat_pct": flat_pct, "states": states,
                     "state": worst, "hint": hint})
