@@ -333,8 +333,7 @@ class LiveSession:
             gaps (lost ticks) are NaN.
         """
         with self._lock:
-            buf = self._buffers[stream]
-        return _ring_read(buf, since, max_samples)
+            return _ring_read(self._buffers[stream], since, max_samples)
 
     @property
     def newest_index(self) -> int:
@@ -608,15 +607,17 @@ class LiveSession:
         raw_uv = (counts.astype(np.float64) - self.offset_counts) * self.uv_per_count
         q = self._quality_checker.update(raw_uv, counts)
         dt = time.perf_counter() - t0
+        last = int(tick[-1])
         with self._lock:
-            bufs = self._buffers
             writer = self._writer
             if writer is not None:
                 writer.write(chunk)
             if chunk.markers:
                 self._markers.extend(chunk.markers)
-        for name, data in (("filtered", filtered), ("envelope", env), ("activation", act)):
-            _ring_write(bufs[name], tick, data)
+            # buffers and newest_index change together: a reader never sees one ahead
+            for name, data in (("filtered", filtered), ("envelope", env), ("activation", act)):
+                _ring_write(self._buffers[name], tick, data)
+            self._counters.newest_index = last
         if self._lsl_clock is not None:
             self._lsl_clock.observe(chunk)
             pub = self._lsl
@@ -625,13 +626,11 @@ class LiveSession:
                 pub.push_envelope(tick, env)
         if q:
             self._quality = list(q)
-        last = int(tick[-1])
         self._chunk_times.append((last, chunk.host_time))
         with self._lock:
             c = self._counters
             c.chunks += 1
             c.dsp_seconds += dt
-            c.newest_index = last
         with self._published:
             self._published.notify_all()
 
