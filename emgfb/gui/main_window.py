@@ -278,6 +278,13 @@ class MainWindow(QtWidgets.QMainWindow):
         """Start recording to a new file in :attr:`record_dir`, or finish the recording."""
         if self.replay:
             return
+        guided = getattr(self, "guided", None)
+        if guided is not None and not guided.driver.done:
+            # its markers, calibration and scores would have nowhere to go
+            self.statusBar().showMessage(
+                "A guided session records until its protocol ends; close the window to "
+                "stop early (the file is kept).", 8000)
+            return
         try:
             if self.session.recording_path is None:
                 name = time.strftime("emgfb-%Y%m%d-%H%M%S.h5")

@@ -105,6 +105,8 @@ def test_guided_session_runs_through_and_records(guided, qtbot, live_threads):
 
     win, g, out = guided()
     assert win.current_view == "feedback"
+    win.toggle_record()  # R during a guided session: the recording goes on
+    assert win.session.recording_path == out
     eye = next(r for r in win.feedback_view.rows if r.muscle == "orbicularis_oculi")
     seen: list[tuple[str, str, str, bool]] = []
 
