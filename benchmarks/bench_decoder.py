@@ -7,7 +7,7 @@ same run), with large reads (64 kB) and with small reads (one 5 ms batch at 2 kH
 Part 2 - CPU share of headless acquisition of 8 ch @ 2 kHz through a real pty: a paced
 writer runs in a separate process (so its CPU is not counted); the reader is
 (a) :class:`SerialSource` in this process, ``time.process_time`` over the streaming
-window, default batching (``poll=0.02``) against no batching (``poll=0``, the baseline)
+window, default batching (``poll=0.016``) against no batching (``poll=0``, the baseline)
 and ``poll=0.01``, and
 (b) ``emgfb stream --json`` as a subprocess: the ``cpu_percent`` it reports
 (``time.process_time`` over its streaming window), and ``getrusage(RUSAGE_CHILDREN)`` of
@@ -227,7 +227,7 @@ def main() -> None:
 
 
 POLLS = {0.0: "poll=0 (baseline: read as bytes come)", 0.01: "poll=0.01",
-         0.02: "poll=0.02 (default)"}
+         0.016: "poll=0.016 (default: one 60 Hz display frame)", 0.02: "poll=0.02"}
 
 
 def write_results(dec, polls, cli, seconds, load) -> None:
