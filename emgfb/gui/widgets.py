@@ -54,31 +54,27 @@ def muscle_name(muscle: str) -> str:
     return MUSCLE_NAMES.get(muscle, muscle.replace("_", " ").capitalize())
 
 
-class TimedPlotWidget(pg.PlotWidget):
+class _PaintStamps:
+    """Mixin for a pyqtgraph view: calls ``on_paint(t)`` with ``time.time()`` after each
+    real paint (display fps and latency stamps)."""
+
+    def __init__(self, *args, on_paint: Callable[[float], None] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.on_paint = on_paint
+
+    def paintEvent(self, ev: QtGui.QPaintEvent) -> None:  # noqa: N802 - Qt override
+        super().paintEvent(ev)
+        if self.on_paint is not None:
+            self.on_paint(time.time())
+
+
+class TimedPlotWidget(_PaintStamps, pg.PlotWidget):
     """A PlotWidget that calls ``on_paint(t)`` with ``time.time()`` after each real paint."""
 
-    def __init__(self, *args, on_paint: Callable[[float], None] | None = None, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.on_paint = on_paint
 
-    def paintEvent(self, ev: QtGui.QPaintEvent) -> None:  # noqa: N802 - Qt override
-        super().paintEvent(ev)
-        if self.on_paint is not None:
-            self.on_paint(time.time())
-
-
-class TimedLayoutWidget(pg.GraphicsLayoutWidget):
+class TimedLayoutWidget(_PaintStamps, pg.GraphicsLayoutWidget):
     """A GraphicsLayoutWidget (several plots in one view) that calls ``on_paint(t)`` with
     ``time.time()`` after each real paint."""
-
-    def __init__(self, *args, on_paint: Callable[[float], None] | None = None, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.on_paint = on_paint
-
-    def paintEvent(self, ev: QtGui.QPaintEvent) -> None:  # noqa: N802 - Qt override
-        super().paintEvent(ev)
-        if self.on_paint is not None:
-            self.on_paint(time.time())
 
 
 def style_plot_item(item: pg.PlotItem) -> None:
