@@ -68,6 +68,10 @@ def test_driver_reconnects_after_the_server_drops_the_connection() -> None:
             tick, counts = _read(
                 source, lambda n: source.stats.reconnects >= 1 and n >= 300 + 200
             )
+        rest = source.read(timeout=0)  # frames drained by stop()
+        if rest is not None:
+            tick = np.concatenate([tick, rest.tick])
+            counts = np.concatenate([counts, rest.counts])
         st = source.stats
     assert tcp.drops == 1 and tcp.connections == 2
     assert st.reconnects == 1
