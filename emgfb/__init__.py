@@ -5,11 +5,13 @@ below it:
 
 1. ``errors`` - the exception hierarchy.
 2. ``protocol`` (wire protocol v1), ``config`` (TOML loading and validation), ``montage``
-   (which muscle and side each channel records).
-3. ``acquisition`` (sources, serial driver, simulated board, ring buffer), ``dsp``
-   (stages, pipeline, metrics, signal quality) and ``recording`` (HDF5 sessions, replay,
-   import/export).
-4. ``cli`` - thin subcommands over the library.
+   (which muscle and side each channel records), ``hardware`` (boards and front-ends).
+3. ``acquisition`` (sources, serial driver, simulated boards, LSL inlet, ring buffer) and
+   ``dsp`` (stages, pipeline, calibration, metrics, signal quality).
+4. ``recording`` (HDF5 sessions, ``file://`` replay, import/export) and ``lsl_out``.
+5. ``live`` - one live run wired together on a worker thread.
+6. ``exercises`` - protocols, the runner, scoring, autopilot patient, reports.
+7. ``gui`` (PyQt5 + pyqtgraph) and ``cli`` (thin subcommands).
 
 The library never imports the GUI.
 """
