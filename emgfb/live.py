@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from emgfb.acquisition.ringbuffer import RingBuffer
-from emgfb.acquisition.source import Chunk, Marker, Source, open_source
+from emgfb.acquisition.source import Chunk, Marker, Source, SourceStats, open_source
 from emgfb.config import load_frontend
 from emgfb.errors import EmgfbError, RecordingError
 from emgfb.montage import Montage, default_montage, load_montage
@@ -44,13 +44,13 @@ class SessionError(EmgfbError):
 
 
 @dataclass
-class SessionCounters:
-    """Integrity and throughput counters of a session, as one consistent snapshot.
+class SessionCounters(SourceStats):
+    """Integrity and throughput counters of a session, as one consistent snapshot: the
+    source's own counters (:class:`~emgfb.acquisition.source.SourceStats`) plus the
+    worker's.
 
     Attributes
     ----------
-    frames, lost_ticks, crc_errors, bytes_skipped, overrun_flags, reconnects
-        The source's own counters (:class:`~emgfb.acquisition.source.SourceStats`).
     chunks
         Chunks processed by the worker.
     newest_index
@@ -59,12 +59,6 @@ class SessionCounters:
         Worker time spent in DSP and quality checks (for CPU accounting).
     """
 
-    frames: int = 0
-    lost_ticks: int = 0
-    crc_errors: int = 0
-    bytes_skipped: int = 0
-    overrun_flags: int = 0
-    reconnects: int = 0
     chunks: int = 0
     newest_index: int = -1
     dsp_seconds: float = 0.0
@@ -360,10 +354,7 @@ class LiveSession:
         with self._lock:
             c = SessionCounters(**self._counters.__dict__)
         if self.source is not None:
-            st = self.source.stats
-            c.frames, c.lost_ticks, c.crc_errors = st.frames, st.lost_ticks, st.crc_errors
-            c.bytes_skipped, c.overrun_flags, c.reconnects = (
-                st.bytes_skipped, st.overrun_flags, st.reconnects)
+            c.__dict__.update(self.source.stats.as_dict())
         return c
 
     @property

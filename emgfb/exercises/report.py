@@ -318,13 +318,10 @@ def write_html(out: str | Path, text: str, force: bool = False) -> Path:
     EmgfbError
         If ``out`` exists (without ``force``), is a directory, or its folder is missing.
     """
+    from emgfb.recording.export import check_output
+
     out = Path(out)
-    if out.is_dir():
-        raise EmgfbError(f"{out}: is a directory, expected an output .html file name")
-    if out.exists() and not force:
-        raise EmgfbError(f"{out}: already exists; choose another name or pass --force")
-    if not out.parent.is_dir():
-        raise EmgfbError(f"{out}: folder {out.parent} does not exist")
+    check_output(out, force)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.part")
     try:
         tmp.write_text(text, encoding="utf-8")

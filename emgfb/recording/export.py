@@ -126,7 +126,7 @@ def export_recording(
     if what not in EXPORT_WHAT:
         raise RecordingError(f"--what {what!r}: expected one of {', '.join(EXPORT_WHAT)}")
     out = Path(out)
-    _check_output(out, force)
+    check_output(out, force)
     with open_recording(src) as rec:
         values, unit, notes = signal_values(rec, what, dsp_config)
         tmp = out.with_name(f".{out.name}.{os.getpid()}.part")
@@ -144,7 +144,9 @@ def export_recording(
     return result
 
 
-def _check_output(out: Path, force: bool) -> None:
+def check_output(out: Path, force: bool = False) -> None:
+    """Refuse an output path that is a directory, exists (unless ``force``) or whose folder
+    is missing, with one line naming it (:class:`RecordingError`)."""
     if out.is_dir():
         raise RecordingError(f"{out}: is a directory, expected an output file name")
     if out.exists() and not force:
