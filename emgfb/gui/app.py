@@ -35,18 +35,23 @@ def ensure_app() -> QtWidgets.QApplication:
     return app
 
 
-def dispose(widget: QtWidgets.QWidget) -> None:
-    """Destroy a top-level widget and its plots now, in Qt's order.
+#: Windows that were closed: kept until the process exits, never destroyed mid-run.
+_RETIRED: list[QtWidgets.QWidget] = []
 
-    Left to Python's garbage collector, pyqtgraph items can be destroyed piecemeal at an
-    arbitrary later moment while Qt still paints their view (a crash). Deleting through Qt
-    and flushing the deferred deletions keeps the teardown deterministic.
+
+def retire(widget: QtWidgets.QWidget) -> None:
+    """Close a top-level widget for good and keep it alive until the process exits.
+
+    Destroying pyqtgraph views while the process goes on is not safe: left to Python's
+    garbage collector, or deleted through Qt, their items can be torn down piecemeal while
+    queued events still reach them (seen as segfaults and "pure virtual method called"
+    between GUI tests). A closed window costs only memory, and an ``emgfb`` command has
+    one window per process.
     """
-    if sip.isdeleted(widget):
+    if sip.isdeleted(widget) or any(w is widget for w in _RETIRED):
         return
-    widget.hide()
-    widget.deleteLater()
-    QtCore.QCoreApplication.sendPostedEvents(None, QtCore.QEvent.DeferredDelete)
+    widget.close()
+    _RETIRED.append(widget)
 
 
 def run_window(session: LiveSession, *, view: str = "setup", replay: bool = False,
@@ -77,7 +82,7 @@ def run_window(session: LiveSession, *, view: str = "setup", replay: bool = Fals
             QtCore.QTimer.singleShot(int(max(0.0, after) * 1000), shoot)
         app.exec_()
         win.shutdown()
-        dispose(win)
+        retire(win)
     finally:
         session.stop()
     if session.error:

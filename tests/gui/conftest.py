@@ -36,7 +36,6 @@ def make_window(qtbot, tmp_path):
         session = LiveSession(url)
         session.start()
         win = MainWindow(session, view, record_dir=tmp_path, mains_power=False, **kw)
-        qtbot.addWidget(win)
         win.show()
         qtbot.waitExposed(win)
         made.append(win)
@@ -45,23 +44,24 @@ def make_window(qtbot, tmp_path):
         return win
 
     yield make
-    from emgfb.gui.app import dispose
+    from emgfb.gui.app import retire
 
     for win in made:
         win.shutdown()
-        dispose(win)
+        retire(win)
 
 
 @pytest.fixture(autouse=True)
 def _dispose_windows():
-    """After each GUI test, destroy every top-level widget through Qt (not the GC), so no
-    half-deleted window of one test is painted during the next."""
+    """After each GUI test, close every top-level widget and keep it alive (see
+    :func:`emgfb.gui.app.retire`): no half-deleted window of one test is painted in the next.
+    Tests therefore do not hand windows to ``qtbot.addWidget``, which would delete them."""
     yield
     from PyQt5 import QtWidgets
 
-    from emgfb.gui.app import dispose
+    from emgfb.gui.app import retire
 
     app = QtWidgets.QApplication.instance()
     if app is not None:
         for w in app.topLevelWidgets():
-            dispose(w)
+            retire(w)

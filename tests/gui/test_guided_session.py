@@ -88,7 +88,6 @@ def guided(qtbot, tmp_path, tiny):
         session.record_meta = {"protocol": "tiny", "session": "guided"}
         session.start()
         win = MainWindow(session, "setup", record_dir=tmp_path, mains_power=False)
-        qtbot.addWidget(win)
         made.append(win)
         g = attach(win, GuidedDriver(session, load_protocol(tiny), seed=2))
         win.show()

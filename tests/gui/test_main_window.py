@@ -34,7 +34,6 @@ def test_mains_power_warning_banner(qtbot):
     s = LiveSession("sim://?speed=1")
     s.start()
     win = MainWindow(s, mains_power=True)
-    qtbot.addWidget(win)
     try:
         win.show()
         assert win.setup_view.banner.isVisible()

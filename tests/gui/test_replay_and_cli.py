@@ -49,7 +49,6 @@ def test_replay_seek_pause_and_markers(qtbot, recording, live_threads):
     session = LiveSession(f"file://{recording}?speed=1")
     session.start()
     win = MainWindow(session, "replay", replay=True, replay_info=info)
-    qtbot.addWidget(win)
     try:
         win.show()
         bar = win.replay_bar

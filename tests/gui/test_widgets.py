@@ -42,7 +42,6 @@ def test_elided_text_fits_its_box_and_offers_the_full_text(qtbot):
     long = ("Electrode 3: strong mains hum: press the electrodes on, check the reference "
             "electrode, run the laptop on battery.")
     w = ElidedText(long)
-    qtbot.addWidget(w)
     line, height = w.fontMetrics().lineSpacing(), w.fontMetrics().height()
     w.resize(200, line + height)  # room for exactly two lines
     w.show()
