@@ -33,9 +33,9 @@ import numpy as np
 
 from emgfb import __version__
 from emgfb.acquisition.lsl import SampleClock, import_pylsl
-from emgfb.acquisition.source import Chunk, Marker
 from emgfb.montage import Montage
 from emgfb.protocol import BoardInfo
+from emgfb.records import Chunk, Marker
 
 log = logging.getLogger(__name__)
 

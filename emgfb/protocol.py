@@ -3,8 +3,9 @@
 This module owns the byte layout (see ``firmware/PROTOCOL.md``), the CRC-8/SMBUS checksum,
 a vectorised frame encoder (used by the simulated board and the test-vector checks), the
 incremental :class:`FrameDecoder` (sync search, CRC, resync, sequence accounting) and the
-parser of the board's ``EMGFB ...`` identification line. It does no I/O and imports
-nothing from emgfb but ``errors``.
+parser of the board's ``EMGFB ...`` identification line (the :class:`BoardInfo` record itself
+lives in ``records``). It does no I/O and imports nothing from emgfb but ``errors`` and
+``records``.
 
 Frame layout (little-endian), ``n`` channels, length ``6 + 2n``::
 
@@ -19,11 +20,12 @@ and wraps at 65536.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from emgfb.errors import ProtocolError
+from emgfb.records import BoardInfo  # re-exported: the record lives on the ground floor
 
 SYNC0 = 0xA5
 SYNC1 = 0x5A
@@ -378,56 +380,6 @@ class FrameDecoder:
         self.stats.frames += n
         self.stats.overrun_flags += int(np.count_nonzero(overrun))
         return DecodedFrames(tick, counts.astype(np.uint16, copy=False), overrun)
-
-
-@dataclass(frozen=True)
-class BoardInfo:
-    """What a board says about itself in its ``EMGFB ...`` line.
-
-    Attributes
-    ----------
-    firmware
-        Firmware version (semver).
-    board
-        Board name, e.g. ``uno``.
-    n_channels, fs, bits, vref_mv
-        Channel count, sample rate in Hz, ADC resolution and reference in millivolts.
-    line
-        The line exactly as received.
-    extra
-        Any further ``key=value`` fields, kept for forward compatibility.
-    """
-
-    firmware: str
-    board: str
-    n_channels: int
-    fs: float
-    bits: int
-    vref_mv: float
-    line: str
-    extra: dict[str, str] = field(default_factory=dict)
-
-    def format_line(self) -> str:
-        """Return the canonical ``EMGFB ...`` line for these values."""
-        fs = int(self.fs) if float(self.fs).is_integer() else self.fs
-        vref = int(self.vref_mv) if float(self.vref_mv).is_integer() else self.vref_mv
-        return (
-            f"EMGFB fw={self.firmware} board={self.board} ch={self.n_channels} fs={fs} "
-            f"bits={self.bits} vref_mv={vref}"
-        )
-
-    def as_dict(self) -> dict[str, object]:
-        """JSON-friendly dict of the fields."""
-        return {
-            "firmware": self.firmware,
-            "board": self.board,
-            "n_channels": self.n_channels,
-            "fs": self.fs,
-            "bits": self.bits,
-            "vref_mv": self.vref_mv,
-            "line": self.line,
-            **({"extra": dict(self.extra)} if self.extra else {}),
-        }
 
 
 _KV = re.compile(r"(\w+)=(\S+)")

@@ -1,11 +1,13 @@
 """The ``Source`` interface every acquisition back-end implements, and URL dispatch.
 
 This module owns the contract between data producers (serial boards, the simulated board,
-recording replay, later LSL) and their consumers (DSP, recording, GUI): the :class:`Chunk`
-they deliver, the :class:`SourceStats` they keep, their lifecycle, and :func:`open_source`,
-which picks an implementation from a URL such as ``serial:///dev/ttyACM0?baud=1000000``,
-``sim://?seed=1&speed=0`` or ``file://session.h5?speed=2``. Imports ``protocol`` and
-``errors`` only; implementations register themselves with :func:`register_scheme`.
+recording replay, LSL) and their consumers (DSP, recording, GUI): the lifecycle of a
+:class:`Source` and :func:`open_source`, which picks an implementation from a URL such as
+``serial:///dev/ttyACM0?baud=1000000``, ``sim://?seed=1&speed=0`` or
+``file://session.h5?speed=2``. The records a source delivers (:class:`Chunk`,
+:class:`SourceStats`, ...) live in ``emgfb.records`` and are re-exported here. Imports
+``records`` and ``errors`` only; implementations register themselves with
+:func:`register_scheme`.
 """
 
 from __future__ import annotations
@@ -13,100 +15,18 @@ from __future__ import annotations
 import abc
 import logging
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlsplit
 
-import numpy as np
-
 from emgfb.errors import ConfigError
-from emgfb.protocol import BoardInfo
+from emgfb.records import BoardInfo, Chunk, Marker, SourceState, SourceStats
 
 log = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True)
-class Marker:
-    """A time-stamped label in the sample timeline.
-
-    Attributes
-    ----------
-    tick
-        Absolute tick index the marker belongs to.
-    label
-        Free text, e.g. ``"rep 3 start"``.
-    kind
-        Category: ``"phase"``, ``"rep"``, ``"note"``, ``"key"``, ``"import"`` ...
-    """
-
-    tick: int
-    label: str
-    kind: str = "note"
-
-
-@dataclass(frozen=True)
-class Chunk:
-    """Consecutive frames delivered by a source in one :meth:`Source.read`.
-
-    Attributes
-    ----------
-    tick
-        Absolute tick index of each frame, int64, strictly increasing across chunks; a step
-        larger than one is an explicit gap of lost ticks (never silently joined).
-    counts
-        ADC counts as received, shape ``(n_frames, n_channels)``, uint16.
-    overrun
-        Per frame, the board's "dropped ticks before this frame" flag.
-    host_time
-        Host wall-clock time (``time.time()``, UTC seconds) when the last byte of this chunk
-        was received.
-    markers
-        Markers that fall inside this chunk (replay); live sources leave it empty.
-    """
-
-    tick: np.ndarray
-    counts: np.ndarray
-    overrun: np.ndarray
-    host_time: float
-    markers: tuple[Marker, ...] = ()
-
-    def __len__(self) -> int:
-        return len(self.tick)
-
-    @property
-    def lost_ticks(self) -> int:
-        """Ticks missing inside this chunk (not counting a gap before its first frame)."""
-        if len(self.tick) < 2:
-            return 0
-        return int(self.tick[-1] - self.tick[0] + 1 - len(self.tick))
-
-
-@dataclass
-class SourceStats:
-    """Integrity counters of a source since :meth:`Source.start`.
-
-    ``lost_ticks`` includes ticks lost while reconnecting (estimated from the host clock).
-    """
-
-    frames: int = 0
-    lost_ticks: int = 0
-    crc_errors: int = 0
-    bytes_skipped: int = 0
-    overrun_flags: int = 0
-    reconnects: int = 0
-
-    def as_dict(self) -> dict[str, int]:
-        """The counters as a plain dict."""
-        return dict(self.__dict__)
-
-
-@dataclass
-class SourceState:
-    """What a source is doing, for status lines: ``"streaming"``, ``"reconnecting"``,
-    ``"stopped"``, ``"finished"`` or ``"failed"``, with a human-readable detail."""
-
-    state: str = "stopped"
-    detail: str = ""
-    errors: list[str] = field(default_factory=list)
+__all__ = [
+    "BUILTIN_SCHEMES", "BoardInfo", "Chunk", "Marker", "Source", "SourceFactory",
+    "SourceState", "SourceStats", "open_source", "parse_source_url", "query_param",
+    "register_scheme",
+]
 
 
 class Source(abc.ABC):

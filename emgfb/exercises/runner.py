@@ -30,7 +30,6 @@ from typing import Any
 
 import numpy as np
 
-from emgfb.acquisition.source import Marker
 from emgfb.dsp import (
     Baseline,
     percent_of_healthy,
@@ -41,6 +40,7 @@ from emgfb.errors import CalibrationError
 from emgfb.exercises import scoring
 from emgfb.exercises.protocol import VERBS, Protocol, Step
 from emgfb.montage import Montage
+from emgfb.records import Marker
 
 log = logging.getLogger(__name__)
 

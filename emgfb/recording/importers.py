@@ -45,9 +45,9 @@ from typing import Any
 
 import numpy as np
 
-from emgfb.acquisition.source import Marker
 from emgfb.errors import DataFormatError
 from emgfb.montage import SIDES, Channel, Montage
+from emgfb.records import Marker
 
 log = logging.getLogger(__name__)
 

@@ -22,11 +22,11 @@ from typing import Any
 import h5py
 import numpy as np
 
-from emgfb.acquisition.source import Marker
 from emgfb.errors import RecordingError
 from emgfb.montage import Montage
 from emgfb.protocol import BoardInfo
 from emgfb.recording import schema as S
+from emgfb.records import Marker
 
 log = logging.getLogger(__name__)
 

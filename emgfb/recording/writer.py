@@ -27,11 +27,12 @@ import h5py
 import numpy as np
 
 from emgfb import __version__
-from emgfb.acquisition.source import Chunk, Marker
 from emgfb.errors import RecordingError
 from emgfb.montage import Montage
 from emgfb.protocol import BoardInfo
 from emgfb.recording import schema as S
+from emgfb.records import Chunk, Marker
+from emgfb.worker import Worker
 
 log = logging.getLogger(__name__)
 
@@ -264,7 +265,7 @@ class SessionWriter:
         )
         check_new_path(self.path)
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
+        self._thread: Worker | None = None
         self._file: h5py.File | None = None
         self._error: RecordingError | None = None
         self._out_of_space = False
@@ -342,9 +343,8 @@ class SessionWriter:
             raise RecordingError(f"{self.path}: cannot write the session header ({exc})") from None
         self._file = f
         self._accepting = True
-        self._thread = threading.Thread(
-            target=self._run, name=f"SessionWriter({self.path.name})", daemon=True
-        )
+        self._thread = Worker(f"SessionWriter({self.path.name})", self._run,
+                              wake=lambda: self._queue.put(_SENTINEL))
         self._thread.start()
         log.info("recording to %s", self.path)
         return self
@@ -422,8 +422,7 @@ class SessionWriter:
         self._closed = True
         self._accepting = False
         if self._thread is not None:
-            self._queue.put(_SENTINEL)
-            self._thread.join()
+            self._thread.stop(timeout=None)  # the sentinel: write what is queued, then end
         if self._file is not None and (not self.failed or self._out_of_space):
             self._finalise()
         log.info(
@@ -438,7 +437,7 @@ class SessionWriter:
         self.close()
 
     # -- writer thread -------------------------------------------------------------------
-    def _run(self) -> None:
+    def _run(self, _stop: threading.Event) -> None:
         pending: list[tuple] = []
         markers: list[Marker] = []
         documents: dict[str, bytes] = {}
