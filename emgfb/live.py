@@ -160,6 +160,7 @@ class LiveSession:
         self._pipeline: Any = None
         self._quality_checker: Any = None
         self._quality: list[Any] = []
+        self._last_data: float | None = None  # monotonic time of the last processed chunk
         self._counters = SessionCounters()
         self._chunk_times: collections.deque[tuple[int, float]] = collections.deque(maxlen=512)
         self._markers: list[Marker] = []
@@ -246,7 +247,7 @@ class LiveSession:
     # -- configuration -------------------------------------------------------------------
 
     def _configure(self, source: Source) -> None:
-        from emgfb.dsp import EnvelopePipeline, SignalQuality, load_dsp_config
+        from emgfb.dsp import ChannelStateTracker, EnvelopePipeline, load_dsp_config
 
         info = source.info
         self.fs = float(info.fs)
@@ -261,8 +262,8 @@ class LiveSession:
         self._pipeline = EnvelopePipeline(
             self.dsp_config, self.fs, self.n_channels, self.uv_per_count, self.offset_counts
         )
-        self._quality_checker = SignalQuality(
-            self.dsp_config, self.fs, self.n_channels, self.adc_max
+        self._quality_checker = ChannelStateTracker(
+            self.dsp_config, self.fs, self.n_channels, self.adc_max, self.uv_per_count
         )
         n = self.n_channels
         self.normalisation = Normalisation(
@@ -346,8 +347,20 @@ class LiveSession:
         return None
 
     def quality(self) -> list[Any]:
-        """Latest :class:`~emgfb.dsp.ChannelQuality` per channel (empty before data)."""
+        """Latest :class:`~emgfb.dsp.ChannelState` per channel (empty before data)."""
         return list(self._quality)
+
+    def channel_states(self) -> list[Any]:
+        """One :class:`~emgfb.dsp.ChannelState` per channel, obeyed by every consumer:
+        ``no_signal`` before data and when none has arrived for ``[quality] stale_s``."""
+        tracker = self._quality_checker
+        if tracker is None:
+            return []
+        if self._last_data is None:
+            idle = float("inf")
+        else:
+            idle = 0.0 if self.paused else time.monotonic() - self._last_data
+        return list(tracker.current(idle))
 
     def counters(self) -> SessionCounters:
         """A snapshot of the integrity and throughput counters."""
@@ -596,7 +609,8 @@ class LiveSession:
         filtered = self._pipeline.last_filtered
         act = self.normalisation.apply(env)
         raw_uv = (counts.astype(np.float64) - self.offset_counts) * self.uv_per_count
-        q = self._quality_checker.update(raw_uv, counts)
+        q = self._quality_checker.update(raw_uv, counts, filtered)
+        self._last_data = time.monotonic()
         dt = time.perf_counter() - t0
         last = int(tick[-1])
         with self._lock:

@@ -2,7 +2,7 @@
 
 It owns the streaming stages and the :class:`EnvelopePipeline` (causal, stateful, identical
 online and offline, explicit about lost samples), calibration and normalisation, clinical
-metrics (symmetry, co-contraction, synkinesis, onsets), live signal-quality indicators and
+metrics (symmetry, co-contraction, synkinesis, onsets), the live channel state and
 its settings (``configs/dsp/default.toml``). It works on numpy arrays only: it may import
 ``emgfb.config``, ``emgfb.montage`` and ``emgfb.errors``, never acquisition, recording or
 any GUI toolkit.
@@ -27,11 +27,12 @@ from emgfb.dsp.metrics import (
     tkeo_activation,
 )
 from emgfb.dsp.pipeline import EnvelopePipeline
-from emgfb.dsp.quality import ChannelQuality, SignalQuality
+from emgfb.dsp.quality import ChannelQuality, ChannelState, ChannelStateTracker, SignalQuality
 from emgfb.dsp.settings import RMS_PRESETS_MS, DspConfig, dsp_config_from_dict, load_dsp_config
 
 __all__ = [
-    "RMS_PRESETS_MS", "Baseline", "ChannelQuality", "DspConfig", "EnvelopePipeline",
+    "RMS_PRESETS_MS", "Baseline", "ChannelQuality", "ChannelState", "ChannelStateTracker",
+    "DspConfig", "EnvelopePipeline",
     "SignalQuality", "asymmetry_index", "baseline_subtracted", "cocon", "detect_onsets",
     "dsp_config_from_dict", "is_symmetric", "load_dsp_config", "oral_ocular_index",
     "percent_of_healthy",

@@ -88,19 +88,25 @@ class OnsetConfig:
 
 @dataclass(frozen=True)
 class QualityConfig:
-    """Signal-quality window, update interval and good/warn/bad thresholds."""
+    """Channel-state window, update interval and good/check/bad thresholds
+    (:class:`~emgfb.dsp.quality.ChannelStateTracker`; reasons in ``docs/metrics.md``)."""
 
     window_s: float = 1.0
     update_s: float = 0.25
+    history_s: float = 10.0
+    rest_percentile: float = 20.0
     rest_rms_warn_uv: float = 5.0
     rest_rms_bad_uv: float = 15.0
-    mains_db_warn: float = 30.0
-    mains_db_bad: float = 40.0
+    mains_db_warn: float = -3.6
+    mains_db_bad: float = 1.0
     clipping_warn_pct: float = 0.1
     clipping_bad_pct: float = 1.0
+    saturation_min_uv: float = 150.0
     flat_sd_uv: float = 0.5
     motion_ratio_warn: float = 0.5
     motion_ratio_bad: float = 0.8
+    missing_pct: float = 50.0
+    stale_s: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -242,10 +248,15 @@ def dsp_config_from_dict(data: dict[str, Any], source: str | Path = "stored DSP 
 
     t = top.table("quality", {})
     t.reject_unknown(_fields(QualityConfig))
-    q = {name: t.get(name, float, getattr(d.quality, name), min=0.0)
+    q = {name: t.get(name, float, getattr(d.quality, name),
+                     min=None if name.startswith("mains_db") else 0.0)
          for name in _fields(QualityConfig)}
     if q["window_s"] < 0.1:
         raise t.fail("window_s", q["window_s"], "a value >= 0.1 s")
+    if not 0.0 <= q["rest_percentile"] <= 100.0:
+        raise t.fail("rest_percentile", q["rest_percentile"], "0 to 100")
+    if q["missing_pct"] > 100.0:
+        raise t.fail("missing_pct", q["missing_pct"], "0 to 100")
     for stem, suffix in (("rest_rms", "_uv"), ("mains_db", ""), ("clipping", "_pct"),
                          ("motion_ratio", "")):
         warn, bad = f"{stem}_warn{suffix}", f"{stem}_bad{suffix}"

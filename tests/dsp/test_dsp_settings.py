@@ -31,8 +31,8 @@ def test_default_config_matches_domain_defaults() -> None:
     ("[envelope]\nmethod = 'hilbert'\n", "envelope.method = 'hilbert': expected one of"),
     ("[envelope]\nwindow = 100\n", "unknown key envelope.window; expected one of"),
     ("[filters]\n", "unknown key filters"),
-    ("[quality]\nmains_db_bad = 10\n", "quality.mains_db_bad = 10.0: expected a value "
-                                         ">= mains_db_warn = 30.0"),
+    ("[quality]\nmains_db_bad = -10\n", "quality.mains_db_bad = -10.0: expected a value "
+                                          ">= mains_db_warn = -3.6"),
     ("[onset]\nk_off = 5.0\n", "onset.k_off = 5.0: expected a value <= k_on = 3.0"),
     ("[notch\n", "not valid TOML"),
 ])
