@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 import numpy as np
@@ -24,3 +25,13 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"development-only data not found at {SHARED_DATA} (CI always has it)")
     return SHARED_DATA
+
+
+@pytest.fixture(autouse=True)
+def _collect_garbage_on_main_thread():
+    """Once a GUI test has switched automatic collection off (the app collects on its GUI
+    thread only, see :class:`emgfb.gui.app.GuiThreadCollector`), collect after every test
+    here, on the main thread, so later tests do not accumulate garbage."""
+    yield
+    if not gc.isenabled():
+        gc.collect()

@@ -9,6 +9,7 @@ after some seconds and quits, and always stops the session on the way out. Impor
 
 from __future__ import annotations
 
+import gc
 import logging
 import sys
 from collections.abc import Callable
@@ -30,28 +31,61 @@ def ensure_app() -> QtWidgets.QApplication:
         QtWidgets.QApplication.setAttribute(QtCore.Qt.AA_EnableHighDpiScaling, True)
         app = QtWidgets.QApplication(sys.argv[:1])
         app.setApplicationName("emgfb")
+    collect_garbage_on_gui_thread(app)
     theme.configure_pyqtgraph()
     theme.apply_style(app)
     return app
 
 
-#: Windows that were closed: kept until the process exits, never destroyed mid-run.
-_RETIRED: list[QtWidgets.QWidget] = []
+class GuiThreadCollector(QtCore.QObject):
+    """Runs Python's cyclic garbage collector on the GUI thread, and only there.
 
-
-def retire(widget: QtWidgets.QWidget) -> None:
-    """Close a top-level widget for good and keep it alive until the process exits.
-
-    Destroying pyqtgraph views while the process goes on is not safe: left to Python's
-    garbage collector, or deleted through Qt, their items can be torn down piecemeal while
-    queued events still reach them (seen as segfaults and "pure virtual method called"
-    between GUI tests). A closed window costs only memory, and an ``emgfb`` command has
-    one window per process.
+    CPython starts a collection in whichever thread allocates when a generation's threshold
+    is crossed: in emgfb that is usually the live worker, the writer or a reader thread. A
+    garbage cycle holding PyQt wrappers (pyqtgraph items and their views refer to each
+    other) is then destroyed on that thread, so C++ destructors of graphics items run while
+    the GUI thread is painting the scene that still lists them: "wrapped C/C++ object of
+    type AxisItem has been deleted", then a segmentation fault. This object switches
+    automatic collection off for the process and collects on a GUI-thread timer instead,
+    generation by generation with CPython's own thresholds, so the cost stays what it was.
+    Qt objects are then always destroyed on the thread that owns them.
     """
-    if sip.isdeleted(widget) or any(w is widget for w in _RETIRED):
+
+    def __init__(self, parent: QtCore.QObject, interval_ms: int = 100) -> None:
+        super().__init__(parent)
+        gc.disable()
+        self._timer = QtCore.QTimer(self)
+        self._timer.timeout.connect(self.step)
+        self._timer.start(interval_ms)
+
+    def step(self) -> None:
+        """Collect the oldest generation whose allocation count crossed its threshold."""
+        counts, thresholds = gc.get_count(), gc.get_threshold()
+        for generation in (2, 1, 0):
+            if counts[generation] > thresholds[generation]:
+                gc.collect(generation)
+                return
+
+
+def collect_garbage_on_gui_thread(app: QtWidgets.QApplication) -> GuiThreadCollector:
+    """Install (once) the :class:`GuiThreadCollector` on ``app``; returns it."""
+    existing = app.findChild(GuiThreadCollector)
+    return existing if existing is not None else GuiThreadCollector(app)
+
+
+def dispose(widget: QtWidgets.QWidget) -> None:
+    """Close a top-level widget and destroy it now, on the GUI thread, in Qt's order.
+
+    Qt deletes the C++ objects (children before the widget, pyqtgraph scenes with their
+    items) through ``deleteLater``; the Python wrappers left over are then collected here,
+    on the GUI thread (see :class:`GuiThreadCollector`), never by another thread.
+    """
+    if sip.isdeleted(widget):
         return
     widget.close()
-    _RETIRED.append(widget)
+    widget.deleteLater()
+    QtCore.QCoreApplication.sendPostedEvents(None, QtCore.QEvent.DeferredDelete)
+    gc.collect()
 
 
 def run_window(session: LiveSession, *, view: str = "setup", replay: bool = False,
@@ -82,7 +116,7 @@ def run_window(session: LiveSession, *, view: str = "setup", replay: bool = Fals
             QtCore.QTimer.singleShot(int(max(0.0, after) * 1000), shoot)
         app.exec_()
         win.shutdown()
-        retire(win)
+        dispose(win)
     finally:
         session.stop()
     if session.error:

@@ -44,24 +44,25 @@ def make_window(qtbot, tmp_path):
         return win
 
     yield make
-    from emgfb.gui.app import retire
+    from emgfb.gui.app import dispose
 
     for win in made:
         win.shutdown()
-        retire(win)
+        dispose(win)
 
 
 @pytest.fixture(autouse=True)
-def _dispose_windows():
-    """After each GUI test, close every top-level widget and keep it alive (see
-    :func:`emgfb.gui.app.retire`): no half-deleted window of one test is painted in the next.
-    Tests therefore do not hand windows to ``qtbot.addWidget``, which would delete them."""
+def _dispose_windows(qapp):
+    """Collect garbage on the GUI thread only (as the app does, see
+    :class:`emgfb.gui.app.GuiThreadCollector`), and after each GUI test destroy emgfb's
+    top-level widgets through Qt on this thread, so nothing of one test is left for the
+    next."""
+    from emgfb.gui.app import collect_garbage_on_gui_thread, dispose
+
+    collect_garbage_on_gui_thread(qapp)
     yield
-    from PyQt5 import QtWidgets
-
-    from emgfb.gui.app import retire
-
-    app = QtWidgets.QApplication.instance()
-    if app is not None:
-        for w in app.topLevelWidgets():
-            retire(w)
+    # Only emgfb's own windows: Qt keeps parentless helper widgets of its own among the
+    # top-level widgets (a graphics layout's style probe, tool tips) and deletes them itself.
+    for w in qapp.topLevelWidgets():
+        if type(w).__module__.startswith("emgfb."):
+            dispose(w)
