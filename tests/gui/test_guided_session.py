@@ -60,7 +60,9 @@ band_pct = 10
 ceiling = { mode = "baseline_sd", value = 3 }
 """
 
-URL = "sim://?speed=4&seed=3&montage=face6"
+# Twice real time: each phase lasts at least 0.25 s on the wall clock, many display frames
+# even on a loaded machine.
+URL = "sim://?speed=2&seed=3&montage=face6"
 
 
 @pytest.fixture
@@ -81,7 +83,9 @@ def guided(qtbot, tmp_path, tiny):
 
     made = []
 
-    def make():
+    def make(on_frame=None):
+        """``on_frame(win, g)`` runs after the guided tick of every display frame, from the
+        very first one (connected before the window is shown)."""
         theme.configure_pyqtgraph()
         out = tmp_path / "guided.h5"
         session = LiveSession(URL, montage="face6", record_path=out, subject="P001")
@@ -90,6 +94,8 @@ def guided(qtbot, tmp_path, tiny):
         win = MainWindow(session, "setup", record_dir=tmp_path, mains_power=False)
         made.append(win)
         g = attach(win, GuidedDriver(session, load_protocol(tiny), seed=2))
+        if on_frame is not None:
+            win.timer.timeout.connect(lambda: on_frame(win, g))
         win.show()
         qtbot.waitExposed(win)
         return win, g, out
@@ -102,19 +108,18 @@ def guided(qtbot, tmp_path, tiny):
 def test_guided_session_runs_through_and_records(guided, qtbot, live_threads):
     from emgfb.gui import theme
 
-    win, g, out = guided()
-    assert win.current_view == "feedback"
-    win.toggle_record()  # R during a guided session: the recording goes on
-    assert win.session.recording_path == out
-    eye = next(r for r in win.feedback_view.rows if r.muscle == "orbicularis_oculi")
     seen: list[tuple[str, str, str, bool]] = []
 
-    def frame() -> None:  # after the guided tick on the same display timer
+    def frame(win, g) -> None:  # after the guided tick on the same display timer
+        eye = next(r for r in win.feedback_view.rows if r.muscle == "orbicularis_oculi")
         seen.append((g.panel.text.text(), g.panel.rep.text(),
                      eye.ceiling_line.pen.color().name().upper(), g.driver.cue.suppression_over))
 
-    win.timer.timeout.connect(frame)
-    qtbot.waitUntil(lambda: g.driver.done, timeout=15000)
+    win, g, out = guided(frame)
+    assert win.current_view == "feedback"
+    win.toggle_record()  # R during a guided session: the recording goes on
+    assert win.session.recording_path == out
+    qtbot.waitUntil(lambda: g.driver.done, timeout=30000)
     assert g.driver.error is None
     texts = list(dict.fromkeys(t for t, *_ in seen))
     for want in ("Relax your whole face and breathe calmly", "Get ready to smile",
