@@ -13,6 +13,8 @@ DEB_PACKAGES=(
   libgl1 libegl1 libglib2.0-0 libfontconfig1 libdbus-1-3 libxkbcommon0 libxkbcommon-x11-0
   libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-randr0 libxcb-render-util0
   libxcb-xinerama0 libxcb-xfixes0 libxcb-shape0 libxcb-cursor0 xvfb xauth
+  # an independent HDF5 1.10 reader (h5dump) that tests open every session dataset with
+  hdf5-tools
 )
 
 missing=()

@@ -17,12 +17,12 @@ import logging
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import h5py
 import numpy as np
 
-from emgfb.errors import RecordingError
+from emgfb.errors import ConfigError, RecordingError
 from emgfb.montage import Montage
 from emgfb.protocol import BoardInfo
 from emgfb.recording import schema as S
@@ -147,34 +147,55 @@ class Recording:
                 f"{self.path}: format = {name!r}, expected {S.FORMAT_NAME!r} "
                 "(use 'emgfb import' for files from other tools)"
             )
-        version = int(attrs.get("format_version", -1))
-        if version != S.FORMAT_VERSION:
+        version = attrs.get("format_version", -1)
+        if not isinstance(version, int | np.integer) or version != S.FORMAT_VERSION:
             raise RecordingError(
                 f"{self.path}: format_version = {version}, this emgfb reads version "
                 f"{S.FORMAT_VERSION}"
             )
-        self.format_version = version
-        self.fs = float(attrs["fs"])
+        self.format_version = int(version)
+        self.fs = self._number(attrs, "fs", "a positive, finite sample rate in Hz",
+                               lambda v: np.isfinite(v) and v > 0)
         meta: dict[str, Any] = {}
         for key, value in attrs.items():
             if isinstance(value, bytes):
                 value = value.decode("utf-8")
             if key in S.JSON_ATTRS:
-                value = json.loads(value) if value else None
+                try:
+                    value = json.loads(value) if value else None
+                except (TypeError, json.JSONDecodeError):
+                    self._bad(f"attribute {key}", value, "a JSON document")
             elif isinstance(value, np.generic):
                 value = value.item()
             meta[key] = value
         meta["calibration"] = self.document("calibration") or {}
         meta["complete"] = bool(meta.get("complete", False))
         self.meta = meta
-        self.montage: Montage = S.montage_from_dict(meta["montage"])
-        self.info: BoardInfo | None = S.board_from_dict(meta.get("board"))
+        counts_ds, tick_ds = f[S.COUNTS], f[S.TICK]
+        if counts_ds.ndim != 2 or counts_ds.dtype not in S.COUNT_DTYPES:
+            self._bad(S.COUNTS, f"{counts_ds.dtype} {counts_ds.shape}",
+                      "a 2-D uint16 or int32 dataset (samples, channels)")
+        if tick_ds.ndim != 1 or tick_ds.dtype.kind not in "iu":
+            self._bad(S.TICK, f"{tick_ds.dtype} {tick_ds.shape}", "a 1-D integer dataset")
+        self.n_channels = int(counts_ds.shape[1])
+        self._number(attrs, "n_channels", f"{self.n_channels} (the columns of {S.COUNTS})",
+                     lambda v: v == self.n_channels)
+        try:
+            self.montage: Montage = S.montage_from_dict(meta["montage"])
+        except (KeyError, TypeError, ValueError, ConfigError):
+            self._bad("attribute montage", attrs.get("montage"),
+                      "a JSON montage with one channel per column of raw/counts")
+        if self.montage.n_channels != self.n_channels:
+            self._bad("attribute montage", f"{self.montage.n_channels} channels",
+                      f"{self.n_channels} (the columns of {S.COUNTS})")
+        try:
+            self.info: BoardInfo | None = S.board_from_dict(meta.get("board"))
+        except (KeyError, TypeError, ValueError):
+            self._bad("attribute board", attrs.get("board"), "a JSON board description or null")
         ch = f[S.CHANNELS]
         self.labels = [s.decode("utf-8") if isinstance(s, bytes) else s for s in ch["label"][()]]
-        self.uv_per_count = np.asarray(ch["uv_per_count"][()], dtype=np.float64)
-        self.offset_counts = np.asarray(ch["offset_counts"][()], dtype=np.float64)
-        counts_ds, tick_ds = f[S.COUNTS], f[S.TICK]
-        self.n_channels = int(counts_ds.shape[1])
+        self.uv_per_count = self._per_channel(ch, "uv_per_count")
+        self.offset_counts = self._per_channel(ch, "offset_counts")
         n = min(counts_ds.shape[0], tick_ds.shape[0])
         if counts_ds.shape[0] != tick_ds.shape[0]:
             log.warning("%s: raw/counts has %d rows, raw/tick %d; using %d", self.path,
@@ -201,6 +222,38 @@ class Recording:
             for r in rows
         ]
         self.marker_samples = np.asarray(rows["sample"], dtype=np.int64)
+
+    def _bad(self, what: str, value: Any, expected: str) -> NoReturn:
+        if isinstance(value, bytes):
+            value = value.decode("utf-8", "replace")
+        if isinstance(value, np.generic):
+            value = value.item()
+        text = repr(value)
+        if len(text) > 60:
+            text = text[:57] + "..."
+        raise RecordingError(f"{self.path}: {what} = {text}: expected {expected}")
+
+    def _number(self, attrs: Any, name: str, expected: str, ok: Any) -> float:
+        """Root attribute ``name`` as a number, checked with ``ok`` (one-line error)."""
+        value = attrs.get(name)
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            self._bad(f"attribute {name}", value, expected)
+        if not ok(number):
+            self._bad(f"attribute {name}", value, expected)
+        return number
+
+    def _per_channel(self, group: h5py.Group, name: str) -> np.ndarray:
+        """``channels/<name>`` as float64, one finite number per channel."""
+        try:
+            arr = np.asarray(group[name][()], dtype=np.float64)
+        except (TypeError, ValueError):
+            self._bad(f"{S.CHANNELS}/{name}", group[name].dtype, "numbers")
+        if arr.shape != (self.n_channels,) or not np.all(np.isfinite(arr)):
+            self._bad(f"{S.CHANNELS}/{name}", arr.tolist() if arr.size < 9 else arr.shape,
+                      f"{self.n_channels} finite numbers (one per channel)")
+        return arr
 
     # -- data ----------------------------------------------------------------------------
     @property

@@ -22,6 +22,10 @@ from emgfb.protocol import BoardInfo
 
 FORMAT_NAME = "emgfb-session"
 FORMAT_VERSION = 1
+#: HDF5 file-format bounds: the 1.10 format (superblock v3, SWMR) so that every HDF5
+#: library since 1.10 reads the files. ``"latest"`` would follow the library h5py bundles
+#: (HDF5 2.0's formats are unreadable by 1.10 and 1.14).
+LIBVER = ("v110", "v110")
 
 # Paths inside the file
 RAW = "raw"

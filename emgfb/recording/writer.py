@@ -323,7 +323,7 @@ class SessionWriter:
         check_new_path(self.path)
         self._attrs["start_time_utc"] = utc_now_iso()
         try:
-            f = h5py.File(self.path, "x", libver="latest")
+            f = h5py.File(self.path, "x", libver=S.LIBVER)
         except FileExistsError:
             raise RecordingError(
                 f"{self.path}: already exists; emgfb never overwrites a recording"
@@ -690,7 +690,7 @@ def write_arrays(
     gaps = S.gap_rows(tick, 0, None)
     markers = list(markers)
     try:
-        with h5py.File(path, "x", libver="latest") as f:
+        with h5py.File(path, "x", libver=S.LIBVER) as f:
             _create_layout(
                 f, fs=fs, montage=montage, uv_per_count=uv, offset_counts=off,
                 count_dtype=count_dtype, info=info, attrs=attrs, compression=compression,

@@ -252,3 +252,90 @@ def test_json_documents_round_trip_and_are_optional(tmp_path, rng):
         del f[S.EXERCISES]
     with open_recording(path) as rec:
         assert rec.document("scores") is None
+
+
+def _fresh_session(tmp_path, rng):
+    """A closed SessionWriter session using every dataset (gaps, markers, documents,
+    overrun) and a write_arrays session with envelopes."""
+    path = tmp_path / "live.h5"
+    with writer(path, subject="P1") as w:
+        for c in make_chunks(rng):
+            w.write(c)
+        w.add_marker(Marker(150, "rep 1 start", "rep"))
+        w.set_calibration({"rest_uv": [1.0] * 6})
+        w.set_document("scores", [{"rep": 1}])
+    arrays = write_arrays(tmp_path / "arrays.h5", rng.integers(0, 1024, (3000, 6)),
+                          1000.0, MONTAGE, 1, 0, envelopes=rng.random((3000, 6)),
+                          markers=[Marker(5, "m", "note")])
+    return [path, arrays]
+
+
+def _datasets(path):
+    names = []
+    with h5py.File(path, "r") as f:
+        f.visititems(lambda name, obj: names.append(name) if isinstance(obj, h5py.Dataset)
+                     else None)
+    return names
+
+
+def test_every_dataset_opens_in_hdf5_1_10_h5dump(tmp_path, rng):
+    """Debian's h5dump (HDF5 1.10, an independent reader) reads every dataset and
+    attribute of a fresh session: the files use the 1.10 on-disk format, not 'latest'."""
+    import shutil
+    import subprocess
+
+    h5dump = shutil.which("h5dump")
+    if h5dump is None:
+        pytest.skip("h5dump not installed (Debian package hdf5-tools, see scripts/install.sh)")
+    version = subprocess.run([h5dump, "--version"], capture_output=True, text=True).stdout
+    for path in _fresh_session(tmp_path, rng):
+        names = _datasets(path)
+        assert {"raw/counts", "raw/tick", "markers", "calibration/json"} <= set(names)
+        for name in names:
+            out = subprocess.run([h5dump, "-d", "/" + name, str(path)], capture_output=True,
+                                 text=True, timeout=60)
+            assert out.returncode == 0 and "ERROR" not in out.stdout + out.stderr, (
+                f"{version.strip()} cannot read /{name} of {path.name}: "
+                f"{(out.stdout + out.stderr)[-400:]}")
+        attrs = subprocess.run([h5dump, "-A", str(path)], capture_output=True, text=True,
+                               timeout=60)
+        assert attrs.returncode == 0 and '"emgfb-session"' in attrs.stdout
+    with h5py.File(path, "r") as f:  # superblock v3 = the 1.10 format, SWMR-capable
+        assert f.id.get_create_plist().get_version()[0] <= 3
+
+
+_READ_ALL = """
+import sys, h5py
+for path in sys.argv[1:]:
+    with h5py.File(path, "r") as f:
+        n = []
+        f.visititems(lambda k, o: n.append(o[()].size) if isinstance(o, h5py.Dataset) else None)
+        dict(f.attrs)
+        print(h5py.version.hdf5_version, path, len(n), sum(n))
+"""
+
+
+def test_every_dataset_opens_with_h5py_on_hdf5_1_14(tmp_path, rng):
+    """h5py built on HDF5 1.14 (another major version than ours) reads every dataset.
+
+    Needs a second interpreter: ``$EMGFB_H5PY_1_14_PYTHON`` or ``.venv-h5py114/bin/python``
+    (``python3 -m venv .venv-h5py114 && .venv-h5py114/bin/pip install 'h5py==3.12.*'``:
+    its wheels bundle HDF5 1.14)."""
+    import os
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    python = os.environ.get("EMGFB_H5PY_1_14_PYTHON") or str(root / ".venv-h5py114/bin/python")
+    if not Path(python).exists():
+        pytest.skip("no h5py on HDF5 1.14 at .venv-h5py114 (see this test's docstring)")
+    paths = _fresh_session(tmp_path, rng)
+    out = subprocess.run([python, "-c", _READ_ALL, *map(str, paths)], capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-600:]
+    lines = out.stdout.split("\n")
+    assert all(line.startswith("1.14.") for line in lines[:2]), out.stdout
+    for path, line in zip(paths, lines, strict=False):
+        with h5py.File(path, "r") as f:
+            sizes = [f[name].size for name in _datasets(path)]
+        assert line.split()[2:] == [str(len(sizes)), str(sum(sizes))]
