@@ -370,6 +370,12 @@ class LslSource(Source):
 
     # -- data ----------------------------------------------------------------------------
 
+    def scale(self) -> tuple[np.ndarray, Any] | None:
+        """The inlet's counts-to-µV scale (known after :meth:`start`)."""
+        if self.uv_per_count is None:
+            return None
+        return self.uv_per_count, self.offset_counts
+
     def read(self, timeout: float | None = 0.1) -> Chunk | None:
         """Pull what has arrived, waiting up to ``timeout`` s for the first sample."""
         inlet = self._inlet

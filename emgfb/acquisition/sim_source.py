@@ -133,6 +133,15 @@ class SimSource(Source):
         self.status.state, self.status.detail = "streaming", self._board_info.line
         log.info("simulated board started: %s (speed %g)", self._board_info.line, self.speed)
 
+    @property
+    def on_demand(self) -> bool:
+        """Unpaced (``speed=0``): frames are made as they are read."""
+        return self.speed == 0
+
+    def scale(self) -> tuple[float, float]:
+        """The simulated front-end's counts-to-µV scale and offset."""
+        return self.model.uv_per_count, self.model.offset_counts
+
     def read(self, timeout: float | None = 0.1) -> Chunk | None:
         """Return the next chunk (``speed=0``) or the chunk(s) due by now, waiting up to
         ``timeout`` seconds for one to fall due. ``None`` if stopped or nothing is due."""

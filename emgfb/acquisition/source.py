@@ -15,18 +15,36 @@ from __future__ import annotations
 import abc
 import logging
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from urllib.parse import parse_qsl, urlsplit
 
 from emgfb.errors import ConfigError
 from emgfb.records import BoardInfo, Chunk, Marker, SourceState, SourceStats
 
+if TYPE_CHECKING:
+    from emgfb.montage import Montage
+
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "BUILTIN_SCHEMES", "BoardInfo", "Chunk", "Marker", "Source", "SourceFactory",
+    "BUILTIN_SCHEMES", "BoardInfo", "Chunk", "Marker", "Playback", "Source", "SourceFactory",
     "SourceState", "SourceStats", "open_source", "parse_source_url", "query_param",
     "register_scheme",
 ]
+
+
+@runtime_checkable
+class Playback(Protocol):
+    """What a recorded source lets its reader control: position, speed and seeking."""
+
+    speed: float
+
+    @property
+    def position_s(self) -> float:
+        """Seconds into the recording of the next sample to be delivered."""
+
+    def seek(self, seconds: float) -> None:
+        """Continue delivery from ``seconds`` into the recording."""
 
 
 class Source(abc.ABC):
@@ -36,9 +54,16 @@ class Source(abc.ABC):
     streaming; :attr:`info` is valid afterwards) -> :meth:`read` repeatedly -> :meth:`stop`
     -> :meth:`close`. ``with source:`` starts and finally stops and closes it. Sources are
     used from one consumer thread; implementations may run their own reader thread inside.
+
+    What a source can do beyond streaming it declares here, instead of consumers probing
+    it with ``getattr``: :attr:`montage` (the channels, if the source knows them),
+    :meth:`scale` (its counts-to-µV scale, if it knows it) and :attr:`playback` (seek,
+    speed and position, for recorded sources).
     """
 
     url: str = ""
+    #: The montage the source knows (simulated board, replay, ``lsl://``), else None.
+    montage: Montage | None = None
 
     def __init__(self) -> None:
         self.stats = SourceStats()
@@ -56,6 +81,23 @@ class Source(abc.ABC):
     def finished(self) -> bool:
         """True when a finite source (a file without loop) has delivered everything."""
         return False
+
+    @property
+    def on_demand(self) -> bool:
+        """True when frames are made as they are read (an unpaced simulator or replay):
+        a slow reader loses nothing by waiting. False for boards, whose frames arrive
+        whether read or not."""
+        return False
+
+    def scale(self) -> tuple[Any, Any] | None:
+        """``(uv_per_count, offset_counts)`` when the source knows its own counts-to-µV
+        scale (simulated board, replay, ``lsl://``); None when the front-end decides it."""
+        return None
+
+    @property
+    def playback(self) -> Playback | None:
+        """Seek, speed and position control of a recorded source; None for live boards."""
+        return None
 
     @abc.abstractmethod
     def start(self) -> None:

@@ -120,6 +120,20 @@ class ReplaySource(Source):
         return self._rec().offset_counts
 
     @property
+    def on_demand(self) -> bool:
+        """Unpaced (``speed=0``): frames are made as they are read."""
+        return self.speed == 0
+
+    def scale(self) -> tuple[np.ndarray, np.ndarray]:
+        """The recorded counts-to-µV scale and offset (valid after :meth:`start`)."""
+        return self.uv_per_count, self.offset_counts
+
+    @property
+    def playback(self) -> ReplaySource:
+        """A replay can seek, change speed and report its position."""
+        return self
+
+    @property
     def position_s(self) -> float:
         """Seconds into the session of the next sample to be delivered."""
         rec = self._rec()

@@ -1,0 +1,175 @@
+"""The one loop that reads a source: raw chunks to their sinks at once, and the end rule.
+
+This module owns :class:`SourcePump`, which every command that reads a board uses (the
+live session's acquisition worker, headless guided sessions, ``emgfb record`` and
+``emgfb stream``): it reads a started source, hands each raw chunk straight to its sinks
+(the recording writer, LSL publishers; never behind DSP or the GUI), cuts the stream at
+``seconds`` of signal, and keeps the ``--seconds`` promise: whatever the source does
+(silent for good, reconnecting, back with another configuration), the pump ends by
+``seconds`` of wall time plus :data:`GRACE_S`, and says why in :attr:`SourcePump.problem`.
+It can be stepped by hand (:meth:`SourcePump.step`: deterministic headless sessions and
+tests) or run on a :class:`~emgfb.worker.Worker` (:meth:`SourcePump.run`). Imports
+``acquisition.source``, ``records`` and ``worker``.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from emgfb.acquisition.source import Source
+from emgfb.records import Chunk
+
+log = logging.getLogger(__name__)
+
+#: Wall-time seconds a run may take beyond its ``seconds`` of signal (start-up, a source
+#: catching up) before the pump gives up on the source.
+GRACE_S = 3.0
+
+ChunkSink = Callable[[Chunk], None]
+
+
+class PumpEnd(enum.Enum):
+    """Why a :class:`SourcePump` ended."""
+
+    #: ``seconds`` of signal were read.
+    SECONDS = "seconds"
+    #: A finite source (a replay) delivered everything.
+    FINISHED = "finished"
+    #: The source failed (port gone, board back with another configuration).
+    FAILED = "failed"
+    #: ``seconds`` of wall time plus the grace passed before the signal was complete.
+    DEADLINE = "deadline"
+    #: The caller stopped it.
+    STOPPED = "stopped"
+
+
+class SourcePump:
+    """Read one started source and hand every chunk, at once, to its raw sinks.
+
+    Lifecycle: construct with a started source -> :meth:`step` repeatedly (or :meth:`run`
+    on a worker thread) until :attr:`end` is set -> the caller stops the source. The wall
+    clock starts at the first :meth:`step`.
+
+    Parameters
+    ----------
+    source
+        A started :class:`~emgfb.acquisition.source.Source`.
+    sinks
+        Called with every chunk, in order, as soon as it is read (the chunk handed on is
+        already cut at ``seconds``).
+    seconds
+        Signal time to read (ticks, gaps included); None: until the source finishes or
+        the caller stops.
+    grace_s
+        Wall time allowed beyond ``seconds`` before the pump ends with
+        :attr:`PumpEnd.DEADLINE`.
+    """
+
+    def __init__(self, source: Source, sinks: Sequence[ChunkSink] = (), *,
+                 seconds: float | None = None, grace_s: float = GRACE_S) -> None:
+        self.source = source
+        self.sinks = list(sinks)
+        self.seconds = seconds
+        self.grace_s = float(grace_s)
+        fs = float(source.info.fs)
+        self._limit = None if seconds is None else max(1, round(seconds * fs))
+        self._first_tick: int | None = None
+        self._t0: float | None = None
+        self.ticks = 0  # signal read so far (ticks, gaps included)
+        self.samples = 0
+        self.end: PumpEnd | None = None
+        #: Why the run ended short (source failure or deadline), one line; else None.
+        self.problem: str | None = None
+
+    @property
+    def done(self) -> bool:
+        """True once :attr:`end` is set."""
+        return self.end is not None
+
+    @property
+    def elapsed_s(self) -> float:
+        """Wall time since the first :meth:`step`."""
+        return 0.0 if self._t0 is None else time.monotonic() - self._t0
+
+    def finish(self, end: PumpEnd, problem: str | None = None) -> None:
+        """End the run (the first reason given wins)."""
+        if self.end is None:
+            self.end, self.problem = end, problem
+            if problem:
+                log.error("%s", problem)
+
+    def step(self, timeout: float = 0.1) -> Chunk | None:
+        """Read once (waiting up to ``timeout`` s, less near the deadline), feed the sinks.
+
+        Returns the chunk handed to the sinks, or None (nothing arrived, or the run ended).
+        """
+        if self.end is not None:
+            return None
+        now = time.monotonic()
+        if self._t0 is None:
+            self._t0 = now
+        if self._limit is not None and now >= self._t0 + self.seconds + self.grace_s:
+            self._check_source(now)
+            return None
+        if self._limit is not None:
+            left = self._t0 + self.seconds + self.grace_s - now
+            timeout = max(0.0, min(timeout, left))
+        chunk = self.source.read(timeout)
+        if chunk is None or not len(chunk):
+            self._check_source(time.monotonic())
+            return None
+        if self._first_tick is None:
+            self._first_tick = int(chunk.tick[0])
+        if self._limit is not None and chunk.tick[-1] - self._first_tick + 1 >= self._limit:
+            keep = int(np.searchsorted(chunk.tick, self._first_tick + self._limit, side="left"))
+            if keep < len(chunk):
+                chunk = Chunk(chunk.tick[:keep], chunk.counts[:keep], chunk.overrun[:keep],
+                              chunk.host_time, chunk.markers)
+            self.end = PumpEnd.SECONDS
+        self.ticks = int(chunk.tick[-1]) - self._first_tick + 1
+        self.samples += len(chunk)
+        for sink in self.sinks:
+            sink(chunk)
+        return chunk
+
+    def _check_source(self, now: float) -> bool:
+        """End the run when the source failed, finished or the deadline passed."""
+        src = self.source
+        if src.status.state == "failed":
+            self.finish(PumpEnd.FAILED, f"{src.url or 'source'}: {src.status.detail or 'failed'}")
+        elif src.finished:
+            self.finish(PumpEnd.FINISHED)
+        elif self._limit is not None and now >= self._t0 + self.seconds + self.grace_s:
+            st = src.status
+            why = f" ({st.state}: {st.detail})" if st.state != "streaming" else ""
+            fs = float(src.info.fs)
+            self.finish(PumpEnd.DEADLINE,
+                        f"{src.url or 'source'}: only {self.ticks / fs:.1f} s of "
+                        f"{self.seconds:g} s arrived within {self.seconds + self.grace_s:g} "
+                        f"s{why}")
+        return self.end is not None
+
+    def run(self, stop: threading.Event, timeout: float = 0.1,
+            paused: threading.Event | None = None,
+            between: Callable[[], None] | None = None) -> None:
+        """Step until the run ends or ``stop`` is set (the body of a worker thread).
+
+        ``paused``: while set, do not read (a replay halts where it is). ``between``: called
+        before every read on this thread (e.g. seek commands that must run where the
+        source is read).
+        """
+        while not stop.is_set() and self.end is None:
+            if between is not None:
+                between()
+            if paused is not None and paused.is_set():
+                stop.wait(timeout)
+                continue
+            self.step(timeout)
+        if self.end is None:
+            self.end = PumpEnd.STOPPED
