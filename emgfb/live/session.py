@@ -52,6 +52,9 @@ DEFAULT_REFERENCE_UV = 200.0
 #: Chunks the processing queue holds (a serial board delivers one per ~16 ms: ~4 s).
 PROCESSING_QUEUE_CHUNKS = 256
 
+#: ... and for an on-demand source, which loses nothing by waiting: keep it close.
+ON_DEMAND_QUEUE_CHUNKS = 4
+
 #: Test hook: the processing worker holds every chunk this many seconds (a stalled DSP).
 HOLD_DSP_ENV = "EMGFB_TEST_HOLD_DSP_S"
 
@@ -550,7 +553,7 @@ class LiveSession:
         stop = self._acquire.stop_event if self._acquire is not None else None
         with self._queue_cond:
             if self.source is not None and self.source.on_demand:
-                while (len(self._queue) >= PROCESSING_QUEUE_CHUNKS
+                while (len(self._queue) >= ON_DEMAND_QUEUE_CHUNKS
                        and not (stop is not None and stop.is_set())):
                     self._queue_cond.wait(0.1)
             elif len(self._queue) >= PROCESSING_QUEUE_CHUNKS:
