@@ -7,9 +7,8 @@ note on what could not be carried over.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from emgfb.errors import RecordingError
+from emgfb.outputs import check_output, new_output
 from emgfb.recording.importers import FORMATS, read_any, session_arrays, to_session
 
 
@@ -35,11 +34,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Import ``args.input`` into ``args.output``; return the exit code."""
-    if Path(args.output).exists():  # fail before parsing a large input
-        raise RecordingError(f"{args.output}: already exists; choose another name")
+    check_output(args.output, inputs=[args.input], what="session")  # before parsing
     rec = read_any(args.input, args.format, args.fs)
     arrays = session_arrays(rec)
-    path = to_session(rec, args.output)
+    with new_output(args.output, inputs=[args.input], what="session"):  # removed on failure
+        path = to_session(rec, args.output)
     print(rec.summary())
     for line in arrays.meta["import"]["quantisation"]:
         print(f"  stored as int32: {line}")

@@ -2,7 +2,8 @@
 
 Thin layer over :class:`emgfb.dsp.EnvelopePipeline` (causal, as live; ``--zero-phase`` for
 the offline variant) and :mod:`emgfb.dsp.signalfile`; emgfb HDF5 sessions are read with
-:func:`emgfb.recording.reader.open_recording`. Imports ``dsp``, ``recording`` and ``errors``.
+:func:`emgfb.recording.reader.open_recording`. The output follows :mod:`emgfb.outputs`.
+Imports ``dsp``, ``recording``, ``outputs`` and ``errors``.
 """
 
 from __future__ import annotations
@@ -13,13 +14,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from emgfb.errors import ConfigError
+from emgfb.outputs import atomic_output, check_output, is_hdf5
 
 if TYPE_CHECKING:
     from emgfb.dsp.signalfile import SignalTable
 
 log = logging.getLogger(__name__)
 UNITS = {"uv": 1.0, "µv": 1.0, "mv": 1000.0}
-_HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -29,6 +30,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("input", type=Path, help="CSV (time column + one column per channel) "
                    "or emgfb recording (.h5)")
     p.add_argument("-o", "--output", type=Path, required=True, help="output CSV")
+    p.add_argument("--force", action="store_true", help="replace the output if it exists "
+                   "(never the input, never a session)")
     p.add_argument("--config", help="DSP settings TOML (default configs/dsp/default.toml)")
     p.add_argument("--fs", type=float, help="sampling rate in Hz (CSV without time column)")
     p.add_argument("--unit", default="uV", help="unit of CSV values: uV (default) or mV")
@@ -49,8 +52,9 @@ def run(args: argparse.Namespace) -> int:
     scale = UNITS.get(args.unit.lower())
     if scale is None:
         raise ConfigError(f"--unit = {args.unit!r}: expected uV or mV")
+    check_output(args.output, inputs=[args.input], force=args.force)  # before any work
     stored = None
-    if _is_hdf5(args.input):
+    if is_hdf5(args.input):
         table, scale, offset, stored = _read_recording(args.input)
     else:
         table, offset = read_signal_csv(args.input, args.fs), 0.0
@@ -61,17 +65,11 @@ def run(args: argparse.Namespace) -> int:
     check_sample_rate(table.fs, f"{args.input}: sampling rate")
     pipe = EnvelopePipeline(config, table.fs, len(table.names), scale, offset)
     env = pipe.process_offline(table.data, zero_phase=args.zero_phase, tick=table.tick)
-    write_envelope_csv(args.output, table, env)
+    with atomic_output(args.output, inputs=[args.input], force=args.force) as tmp:
+        write_envelope_csv(tmp, table, env)
     log.info("%s: %d rows x %d channels at %g Hz -> %s", args.input, len(env),
              len(table.names), table.fs, args.output)
     return 0
-
-
-def _is_hdf5(path: Path) -> bool:
-    if not path.is_file():
-        return False
-    with path.open("rb") as fh:
-        return fh.read(8) == _HDF5_MAGIC
 
 
 def _read_recording(path: Path) -> tuple[SignalTable, object, object, dict | None]:

@@ -75,12 +75,13 @@ def start_lsl(args: argparse.Namespace, info: Any, montage: Any, uv_per_count: A
 def run(args: argparse.Namespace) -> int:
     """Record until ``--seconds`` of data, the end of the source, Ctrl-C or SIGTERM."""
     from emgfb.dsp import load_dsp_config
+    from emgfb.outputs import check_output, new_output
     from emgfb.recording.schema import check_subject
-    from emgfb.recording.writer import SessionWriter, check_new_path, record_source
+    from emgfb.recording.writer import SessionWriter, record_source
 
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     check_subject(args.subject)  # refuse early, before opening a board
-    check_new_path(args.output)
+    check_output(args.output, what="recording")
     dsp = load_dsp_config(args.dsp)
     dsp_config = dsp.as_dict()
     source = open_source(args.source)
@@ -98,20 +99,26 @@ def run(args: argparse.Namespace) -> int:
         off = fe.offset_counts(info.bits, info.vref_mv) if off is None else off
         frontend = {"name": fe.name, "gain": fe.gain, "band_hz": list(fe.band_hz),
                     "offset_mv": fe.offset_mv, "electrodes": args.electrodes}
-        writer = SessionWriter(
-            args.output, info=info, montage=montage or _default(info.n_channels),
-            uv_per_count=uv, offset_counts=off, subject=args.subject, notes=args.notes,
-            dsp_config=dsp_config, frontend=frontend, extra_meta={"source_url": args.source},
-        )
         stopped = ""
-        with writer, contextlib.ExitStack() as lsl:
-            on_chunk = start_lsl(args, info, writer.montage, uv, off, dsp, writer.add_marker,
-                                 lsl)
-            try:
-                record_source(source, writer, seconds=args.seconds, on_progress=_progress,
-                              on_chunk=on_chunk)
-            except KeyboardInterrupt:
-                stopped = " (stopped by signal)"
+        # a start that fails (or ends before a sample was written) leaves no file behind
+        with new_output(args.output) as claim:
+            writer = SessionWriter(
+                args.output, info=info, montage=montage or _default(info.n_channels),
+                uv_per_count=uv, offset_counts=off, subject=args.subject, notes=args.notes,
+                dsp_config=dsp_config, frontend=frontend,
+                extra_meta={"source_url": args.source},
+            )
+            claim.keep_when(lambda: writer.samples_written > 0)
+            with writer, contextlib.ExitStack() as lsl:
+                on_chunk = start_lsl(args, info, writer.montage, uv, off, dsp,
+                                     writer.add_marker, lsl)
+                try:
+                    record_source(source, writer, seconds=args.seconds, on_progress=_progress,
+                                  on_chunk=on_chunk)
+                except KeyboardInterrupt:
+                    stopped = " (stopped by signal)"
+            if writer.failed and not writer.samples_written:
+                raise writer.error
     print(f"emgfb record: {writer.samples_written} samples, {writer.lost_ticks} lost ticks "
           f"-> {args.output}{stopped}", file=sys.stderr)
     if writer.failed:

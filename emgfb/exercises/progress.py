@@ -337,11 +337,9 @@ def build_progress(directory: str | Path, subject: str | None = None, *,
 def write_progress(directory: str | Path, out: str | Path, subject: str | None = None, *,
                    force: bool = False, progress: ProgressFn | None = None) -> Path:
     """Write the progress page to ``out`` (refused if it exists unless ``force``)."""
-    out = Path(out)
-    if out.exists() and not force and not out.is_dir():
-        raise EmgfbError(f"{out}: already exists; choose another name or pass --force")
-    if not out.parent.is_dir():
-        raise EmgfbError(f"{out}: folder {out.parent} does not exist")
+    from emgfb.outputs import check_output
+
+    out = check_output(out, force=force)
     text = build_progress(directory, subject, progress=progress)
     return write_html(out, text, force)
 

@@ -20,7 +20,6 @@ import html
 import io
 import logging
 import math
-import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,8 +27,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from emgfb.errors import EmgfbError
 
 log = logging.getLogger(__name__)
 
@@ -310,27 +307,21 @@ def page(title: str, subtitle: str, body: str) -> str:
         "serials. Not a medical device.</footer></body></html>\n")
 
 
-def write_html(out: str | Path, text: str, force: bool = False) -> Path:
-    """Write ``text`` to ``out`` atomically; refuse an existing file unless ``force``.
+def write_html(out: str | Path, text: str, force: bool = False,
+               inputs: Iterable[str | Path] = ()) -> Path:
+    """Write ``text`` to ``out`` by the output rule (:mod:`emgfb.outputs`): atomically,
+    never over ``inputs`` or a session, an existing file only with ``force``.
 
     Raises
     ------
     EmgfbError
-        If ``out`` exists (without ``force``), is a directory, or its folder is missing.
+        If ``out`` may not or cannot be written (one line).
     """
-    from emgfb.recording.export import check_output
+    from emgfb.outputs import atomic_output
 
-    out = Path(out)
-    check_output(out, force)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.part")
-    try:
+    with atomic_output(out, inputs=inputs, force=force) as tmp:
         tmp.write_text(text, encoding="utf-8")
-        if not force and out.exists():
-            raise EmgfbError(f"{out}: already exists; choose another name or pass --force")
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return out
+    return Path(out)
 
 
 def session_date(meta: dict[str, Any]) -> datetime | None:
@@ -673,15 +664,11 @@ def write_report(src: str | Path, out: str | Path, *, force: bool = False,
 
     The output is checked before the (possibly long) analysis starts.
     """
-    out = Path(out)
-    if out.exists() and not force and not out.is_dir():
-        raise EmgfbError(f"{out}: already exists; choose another name or pass --force")
-    if out.is_dir():
-        raise EmgfbError(f"{out}: is a directory, expected an output .html file name")
-    if not out.parent.is_dir():
-        raise EmgfbError(f"{out}: folder {out.parent} does not exist")
+    from emgfb.outputs import check_output
+
+    check_output(out, inputs=[src], force=force)
     text = build_report(src, progress=progress)
-    return write_html(out, text, force)
+    return write_html(out, text, force, inputs=[src])
 
 
 # ---------------------------------------------------------------------------------- sections

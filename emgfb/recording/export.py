@@ -4,8 +4,10 @@ This module owns turning an open :class:`~emgfb.recording.reader.Recording` into
 values to export (raw counts, µV, or envelopes computed with :mod:`emgfb.dsp`) and
 writing them. It imports ``errors``, ``recording.reader`` (via :func:`export_recording`),
 ``dsp`` (envelopes only), numpy and pyedflib; never the GUI. An existing output file is
-never replaced unless ``force`` is given; the output is written to a temporary file next to
-it and moved into place at the end, so a failed export leaves nothing half-written.
+never replaced unless ``force`` is given, and never the session read nor any HDF5 file
+(:mod:`emgfb.outputs`, the output rule of every command): the output is written to a
+temporary file next to it and moved into place at the end, so a failed export leaves
+nothing half-written.
 
 CSV layout (UTF-8, comma-separated, ``\\n`` line ends)::
 
@@ -42,7 +44,6 @@ import csv
 import io
 import logging
 import math
-import os
 import warnings
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -52,6 +53,7 @@ from typing import Any
 import numpy as np
 
 from emgfb.errors import RecordingError
+from emgfb.outputs import atomic_output, check_output
 
 log = logging.getLogger(__name__)
 
@@ -125,50 +127,18 @@ def export_recording(
         raise RecordingError(f"--format {fmt!r}: expected one of {', '.join(EXPORT_FORMATS)}")
     if what not in EXPORT_WHAT:
         raise RecordingError(f"--what {what!r}: expected one of {', '.join(EXPORT_WHAT)}")
-    out = Path(out)
-    check_output(out, force)
+    out = check_output(out, inputs=[src], force=force)
     with open_recording(src) as rec:
         values, unit, notes = signal_values(rec, what, dsp_config)
-        tmp = out.with_name(f".{out.name}.{os.getpid()}.part")
-        try:
+        with atomic_output(out, inputs=[src], force=force) as tmp:
             if fmt == "csv":
                 write_csv(rec, tmp, values, unit, what)
             else:
                 notes += write_edf(rec, tmp, values, unit, what, bdf=fmt == "bdf")
-            _move_into_place(tmp, out, force)
-        finally:
-            tmp.unlink(missing_ok=True)
         result = ExportResult(out, fmt, what, rec.n_samples, rec.n_channels, len(rec.markers),
                               int(len(rec.gaps)), notes)
     log.info("exported %s to %s (%s, %s)", src, out, fmt, what)
     return result
-
-
-def check_output(out: Path, force: bool = False) -> None:
-    """Refuse an output path that is a directory, exists (unless ``force``) or whose folder
-    is missing, with one line naming it (:class:`RecordingError`)."""
-    if out.is_dir():
-        raise RecordingError(f"{out}: is a directory, expected an output file name")
-    if out.exists() and not force:
-        raise RecordingError(f"{out}: already exists; choose another name or pass --force")
-    if not out.parent.is_dir():
-        raise RecordingError(f"{out}: folder {out.parent} does not exist")
-
-
-def _move_into_place(tmp: Path, out: Path, force: bool) -> None:
-    if force:
-        os.replace(tmp, out)
-        return
-    try:
-        os.link(tmp, out)  # atomic, and fails if someone created ``out`` meanwhile
-    except FileExistsError:
-        raise RecordingError(f"{out}: already exists; choose another name or pass --force"
-                             ) from None
-    except OSError:  # file systems without hard links
-        if out.exists():
-            raise RecordingError(f"{out}: already exists; choose another name or pass --force"
-                                 ) from None
-        os.replace(tmp, out)
 
 
 def signal_values(rec: Any, what: str, dsp_config: str | Path | None = None
