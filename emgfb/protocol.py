@@ -15,6 +15,13 @@ Frame layout (little-endian), ``n`` channels, length ``6 + 2n``::
 ``info`` bits 0-4 hold ``n`` (1-16), bit 7 says the board dropped ticks since its previous
 frame, bits 5-6 are zero. ``seq`` counts sample ticks (also ticks the board could not send)
 and wraps at 65536.
+
+Frame acceptance: CRC-8 passes about one random frame in 256, so a frame whose ``seq`` does
+not continue the last delivered one is held back until the next frame confirms it
+(``seq`` one higher). Unconfirmed frames are counted as ``suspect_frames`` and never
+delivered. A confirmed step of more than :data:`MAX_LINK_GAP` ticks without the overrun
+flag is a restart of the board's counter (``seq_restarts``), not a gap: no tick is booked
+as lost for it.
 """
 
 from __future__ import annotations
@@ -36,6 +43,9 @@ SEQ_MODULUS = 1 << 16
 INFO_CHANNELS_MASK = 0x1F
 INFO_RESERVED_MASK = 0x60
 INFO_OVERRUN = 0x80
+#: Longest seq step (ticks) a link can cause without the board's overrun flag; a longer
+#: confirmed step is a restart of the counter (the board rebooted), not lost ticks.
+MAX_LINK_GAP = 4096
 
 
 def frame_length(n_channels: int) -> int:
@@ -178,6 +188,8 @@ class DecoderStats:
     lost_ticks: int = 0
     overrun_flags: int = 0
     duplicates: int = 0
+    suspect_frames: int = 0
+    seq_restarts: int = 0
 
     def as_dict(self) -> dict[str, int]:
         """Return the counters as a plain dict."""
@@ -189,7 +201,9 @@ class FrameDecoder:
 
     Feed it bytes in pieces of any size; it returns the complete, CRC-checked frames found
     so far and keeps partial frames for the next call. It never delivers a frame whose CRC
-    fails, resynchronises on the next ``A5 5A`` after garbage, and turns ``seq`` steps into
+    fails, resynchronises on the next ``A5 5A`` after garbage, holds back a frame whose
+    ``seq`` breaks the sequence until the next frame confirms it (so one false frame that
+    passes the CRC cannot invent lost ticks or data), and turns ``seq`` steps into
     absolute tick indices so lost ticks are explicit.
 
     Parameters
@@ -222,6 +236,7 @@ class FrameDecoder:
         # seq the frame before the next one had; after ``start`` the board counts from 0,
         # so the frame "before" it had 65535 and seq k means k lost ticks.
         self._prev_seq: int | None = SEQ_MODULUS - 1 if expect_seq_zero else None
+        self._held = np.zeros((0, self.frame_len), dtype=np.uint8)  # awaiting confirmation
 
     @property
     def next_tick(self) -> int:
@@ -271,11 +286,17 @@ class FrameDecoder:
         return self._frames_from_rows(acc_rows)
 
     def flush(self) -> int:
-        """Discard the partial frame held back (e.g. before a reconnect).
+        """Discard the partial frame and any unconfirmed frame held back (e.g. before a
+        reconnect).
 
-        Returns the number of bytes discarded; they count as skipped.
+        Returns the number of bytes discarded; they count as skipped (an unconfirmed frame
+        also as suspect).
         """
         n = len(self._buf)
+        if len(self._held):
+            self.stats.suspect_frames += len(self._held)
+            self.stats.bytes_skipped += self._held.size
+            self._held = self._held[:0]
         self.stats.bytes_skipped += n
         self._buf_pos += n
         self._buf = b""
@@ -350,25 +371,29 @@ class FrameDecoder:
                 self.stats.bad_info += 1
 
     def _frames_from_rows(self, rows: np.ndarray) -> DecodedFrames:
+        if len(self._held):
+            rows = np.concatenate([self._held, rows])
+            self._held = self._held[:0]
         n = len(rows)
         if n == 0:
             return self._empty()
         seq = rows[:, 3].astype(np.int64)
         seq <<= 8
         seq |= rows[:, 2]
-        # joining a running stream: the first frame defines the origin
-        prev0 = int(seq[0]) - 1 if self._prev_seq is None else self._prev_seq
         step = np.empty(n, dtype=np.int64)
-        step[0] = int(seq[0]) - prev0
+        step[0] = int(seq[0]) - (self._prev_seq if self._prev_seq is not None else -1)
         np.subtract(seq[1:], seq[:-1], out=step[1:])
         step %= SEQ_MODULUS
-        if not step.all():  # a repeated seq: the same tick again, drop it
-            fresh = step != 0
-            self.stats.duplicates += int(n - np.count_nonzero(fresh))
-            seq, step, rows = seq[fresh], step[fresh], rows[fresh]
-            if len(rows) == 0:
+        if self._prev_seq is None or not (step == 1).all():
+            rows, seq, step = self._confirm(rows, seq, step)
+            n = len(rows)
+            if n == 0:
                 return self._empty()
-        n = len(rows)
+        overrun = (rows[:, 4] & INFO_OVERRUN) != 0
+        restart = (step > MAX_LINK_GAP) & ~overrun
+        if restart.any():  # a restarted counter: the timeline goes on with no loss
+            self.stats.seq_restarts += int(np.count_nonzero(restart))
+            step[restart] = 1
         tick = np.cumsum(step)
         tick += self._next_tick - 1
         last = int(tick[-1])
@@ -376,10 +401,61 @@ class FrameDecoder:
         self._next_tick = last + 1
         self._prev_seq = int(seq[-1])
         counts = rows[:, 5:-1].copy().view("<u2").reshape(n, self.n_channels)
-        overrun = (rows[:, 4] & INFO_OVERRUN) != 0
         self.stats.frames += n
         self.stats.overrun_flags += int(np.count_nonzero(overrun))
         return DecodedFrames(tick, counts.astype(np.uint16, copy=False), overrun)
+
+    def _confirm(
+        self, rows: np.ndarray, seq: np.ndarray, step: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Keep the frames whose seq continues the sequence or is confirmed by the next.
+
+        ``step[i]`` is the seq step of frame ``i`` from the last kept frame before it; a
+        step of 1 is kept at once, 0 (a repeat) is dropped as a duplicate, any other step
+        is kept only if the next frame continues from it, or carries the overrun flag and
+        lies less than :data:`MAX_LINK_GAP` ticks after the last kept frame with this one
+        in between (a board that drops ticks back to back). An unconfirmed frame is a suspect
+        (dropped, its bytes skipped); the last frame, if it breaks the sequence, waits for
+        the next :meth:`feed`. Returns the kept rows, their seq and their steps.
+        """
+        n = len(rows)
+        keep = np.zeros(n, dtype=bool)
+        out_step = step.copy()
+        prev = self._prev_seq
+        i = 0
+        while i < n:
+            if prev is not None:
+                s = (int(seq[i]) - prev) % SEQ_MODULUS
+                if s == 1:  # in sequence: take the run up to the next break in one go
+                    j = i + 1
+                    while j < n and step[j] == 1:
+                        j += 1
+                    keep[i:j] = True
+                    out_step[i] = 1
+                    prev, i = int(seq[j - 1]), j
+                    continue
+                if s == 0:
+                    self.stats.duplicates += 1
+                    i += 1
+                    continue
+            else:
+                s = 1  # joining a running stream: the first confirmed frame is the origin
+            if i == n - 1:
+                self._held = rows[i:].copy()
+                break
+            nxt = (int(seq[i + 1]) - int(seq[i])) % SEQ_MODULUS
+            # confirmed by a successor that continues from it, or (a board dropping ticks
+            # back to back) by a flagged successor with this frame between it and the last
+            if nxt == 1 or (rows[i + 1, 4] & INFO_OVERRUN and 1 < nxt
+                            and (s if prev is not None else 0) + nxt <= MAX_LINK_GAP):
+                keep[i] = True
+                out_step[i] = s
+                prev = int(seq[i])
+            else:
+                self.stats.suspect_frames += 1
+                self.stats.bytes_skipped += self.frame_len
+            i += 1
+        return rows[keep], seq[keep], out_step[keep]
 
 
 _KV = re.compile(r"(\w+)=(\S+)")

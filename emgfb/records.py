@@ -126,6 +126,10 @@ class SourceStats:
     """Integrity counters of a source since :meth:`Source.start`.
 
     ``lost_ticks`` includes ticks lost while reconnecting (estimated from the host clock).
+    ``suspect_frames`` counts frames that passed the CRC but whose seq no following frame
+    confirmed (never delivered); ``seq_restarts`` counts restarts of the board's counter
+    seen mid-stream (no tick booked as lost); ``overflow_frames`` counts frames a source
+    had to drop because its consumer stopped reading (see its queue limit).
     """
 
     frames: int = 0
@@ -134,6 +138,9 @@ class SourceStats:
     bytes_skipped: int = 0
     overrun_flags: int = 0
     reconnects: int = 0
+    suspect_frames: int = 0
+    seq_restarts: int = 0
+    overflow_frames: int = 0
 
     def as_dict(self) -> dict[str, int]:
         """The counters as a plain dict."""

@@ -121,3 +121,41 @@ def test_wrong_channel_count_is_rejected(rng):
     data = encode_frames(0, rng.integers(0, 1024, size=(10, 6)))
     dec = FrameDecoder(8)
     assert len(dec.feed(data)) == 0 and dec.stats.frames == 0
+
+
+def test_a_false_frame_that_passes_the_crc_is_suspect_not_a_gap(rng):
+    """A well-formed frame with a foreign seq between two real ones: no lost ticks, no data."""
+    counts = rng.integers(0, 1024, size=(10, 4))
+    real = encode_frames(0, counts)
+    L = frame_length(4)
+    false = encode_frames(40_000, rng.integers(0, 1024, size=(1, 4)))
+    dec = FrameDecoder(4)
+    got = dec.feed(real[: 5 * L] + false + real[5 * L :])
+    assert np.array_equal(got.tick, np.arange(10)) and np.array_equal(got.counts, counts)
+    assert (dec.stats.suspect_frames, dec.stats.lost_ticks, dec.stats.bytes_skipped) == (1, 0, L)
+
+
+def test_a_frame_after_a_gap_waits_for_its_confirmation(rng):
+    counts = rng.integers(0, 1024, size=(6, 2))
+    L = frame_length(2)
+    data = encode_frames([0, 1, 5, 6, 7, 9], counts)  # gaps before seq 5 and seq 9
+    dec = FrameDecoder(2)
+    first = dec.feed(data[: 3 * L])
+    assert list(first.tick) == [0, 1]  # seq 5 is held back ...
+    second = dec.feed(data[3 * L :])
+    assert list(second.tick) == [5, 6, 7]  # ... until seq 6 confirms it; seq 9 waits
+    assert dec.stats.lost_ticks == 3
+    assert dec.flush() == 0 and dec.stats.suspect_frames == 1  # nothing confirmed seq 9
+    assert dec.stats.bytes_skipped == L
+
+
+def test_a_confirmed_long_unflagged_step_is_a_counter_restart(rng):
+    counts = rng.integers(0, 1024, size=(8, 2))
+    dec = FrameDecoder(2)
+    got = dec.feed(encode_frames([0, 1, 2, 0, 1, 2, 3, 4], counts))
+    assert list(got.tick) == list(range(8))  # the timeline goes on
+    assert (dec.stats.seq_restarts, dec.stats.lost_ticks) == (1, 0)
+    flagged = FrameDecoder(2)
+    got = flagged.feed(encode_frames([0, 1, 9_000, 9_001], counts[:4], [0, 0, 1, 0]))
+    assert list(got.tick) == [0, 1, 9_000, 9_001]  # the board says it dropped them
+    assert (flagged.stats.seq_restarts, flagged.stats.lost_ticks) == (0, 8_998)

@@ -410,7 +410,10 @@ class SerialSource(Source):
         s.crc_errors = b.crc_errors + (d.crc_errors + d.bad_info if d else 0)
         s.bytes_skipped = b.bytes_skipped + (d.bytes_skipped if d else 0)
         s.overrun_flags = b.overrun_flags + (d.overrun_flags if d else 0)
+        s.suspect_frames = b.suspect_frames + (d.suspect_frames if d else 0)
+        s.seq_restarts = b.seq_restarts + (d.seq_restarts if d else 0)
         s.reconnects = b.reconnects
+        s.overflow_frames = b.overflow_frames
 
     def _retire_decoder(self) -> int:
         """Fold the current decoder's counters into the base; return its next tick."""
@@ -423,6 +426,8 @@ class SerialSource(Source):
         b.crc_errors += d.crc_errors + d.bad_info
         b.bytes_skipped += d.bytes_skipped
         b.overrun_flags += d.overrun_flags
+        b.suspect_frames += d.suspect_frames
+        b.seq_restarts += d.seq_restarts
         self._decoder = None
         return dec.next_tick
 

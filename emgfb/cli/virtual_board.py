@@ -12,13 +12,15 @@ import threading
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from emgfb.acquisition.virtual_board import InjectedFaults
+    from emgfb.acquisition.board_faults import InjectedFaults
 
 FAULTS_HELP = (
-    "comma-separated key=value, e.g. 'flip=0.001,drop_frame=0.001,garbage=0.0005,"
-    "drop_byte=0.0005,stall=0.0001,disconnect_every=5'. Per-frame rates: flip, drop_byte, "
-    "drop_frame, garbage, stall; seconds of streaming: disconnect_every, reset_every; "
-    "sizes: garbage_max (bytes), stall_ms, outage_ms; seed"
+    "comma-separated key=value, e.g. 'flip=0.001,drop_frame=0.001,false_frame=0.001,"
+    "disconnect_every=5'. Per-frame rates: flip, drop_byte, drop_frame, garbage, stall, "
+    "false_frame, hiccup; seconds of streaming: disconnect_every, reset_every, "
+    "restart_every, freeze_every, blackout_every; once after seconds: change_after, "
+    "vanish_after; sizes: garbage_max, hiccup_max (bytes), stall_ms, outage_ms, freeze_ms, "
+    "blackout_ms, change_channels; seed"
 )
 
 
