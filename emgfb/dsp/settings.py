@@ -33,10 +33,16 @@ class HighpassConfig:
 
 @dataclass(frozen=True)
 class NotchConfig:
-    """Mains notch at ``mains_hz`` and harmonics (``harmonics`` 0 = all below Nyquist)."""
+    """Mains removal at ``mains_hz`` and harmonics: ``method = "track"`` follows the line
+    frequency (:class:`~emgfb.dsp.mains.MainsCanceller`, memory ``tau_s``, within
+    ``track_hz`` of the expected line); ``"iir"`` is the fixed notch bank of quality ``q``
+    (``harmonics`` 0 = all below Nyquist)."""
 
     enabled: bool = True
     mains_hz: int = 50
+    method: str = "iir"
+    tau_s: float = 0.5
+    track_hz: float = 0.6
     q: float = 30.0
     harmonics: int = 0
 
@@ -62,9 +68,13 @@ class EnvelopeConfig:
 
 @dataclass(frozen=True)
 class GapConfig:
-    """How far (dB) filter transients must decay after a restart before output is shown."""
+    """Lost samples: gaps up to ``fill_max_s`` are bridged (filters and mains tracking run
+    on, the lost samples and the band-pass transient after them are left out of the
+    envelope); longer gaps restart the filters, and after a restart (and at the start)
+    output stays NaN until the fixed notches' transient has decayed by ``settle_db``."""
 
     settle_db: float = 60.0
+    fill_max_s: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -193,6 +203,9 @@ def dsp_config_from_dict(data: dict[str, Any], source: str | Path = "stored DSP 
     notch = NotchConfig(
         enabled=t.get("enabled", bool, d.notch.enabled),
         mains_hz=t.get("mains_hz", int, d.notch.mains_hz, choices=(50, 60)),
+        method=t.get("method", str, d.notch.method, choices=("track", "iir")),
+        tau_s=t.get("tau_s", float, d.notch.tau_s, min=0.05, max=10.0),
+        track_hz=t.get("track_hz", float, d.notch.track_hz, min=0.0, max=2.0),
         q=t.get("q", float, d.notch.q, min=1.0, max=1000.0),
         harmonics=t.get("harmonics", int, d.notch.harmonics, min=0, max=100),
     )
@@ -224,7 +237,9 @@ def dsp_config_from_dict(data: dict[str, Any], source: str | Path = "stored DSP 
 
     t = top.table("gaps", {})
     t.reject_unknown(_fields(GapConfig))
-    gaps = GapConfig(settle_db=t.get("settle_db", float, d.gaps.settle_db, min=0.0, max=200.0))
+    gaps = GapConfig(settle_db=t.get("settle_db", float, d.gaps.settle_db, min=0.0, max=200.0),
+                     fill_max_s=t.get("fill_max_s", float, d.gaps.fill_max_s, min=0.0,
+                                      max=60.0))
 
     t = top.table("calibration", {})
     t.reject_unknown(_fields(CalibrationConfig))

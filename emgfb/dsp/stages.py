@@ -70,10 +70,14 @@ def design_bandpass(cfg: BandpassConfig, fs: float) -> np.ndarray:
 
 
 def design_cascade(config: DspConfig, fs: float) -> np.ndarray:
-    """High-pass, notches and band-pass merged into one SOS cascade (one ``sosfilt`` call)."""
+    """High-pass, fixed notches (``notch.method = "iir"`` only; the tracking canceller of
+    :mod:`emgfb.dsp.mains` runs before the cascade) and band-pass merged into one SOS
+    cascade (one ``sosfilt`` call)."""
+    notch = (design_notch(config.notch, fs) if config.notch.method == "iir"
+             else np.zeros((0, 6)))
     return np.vstack([
         design_highpass(config.highpass, fs),
-        design_notch(config.notch, fs),
+        notch,
         design_bandpass(config.bandpass, fs),
     ])
 
@@ -180,13 +184,16 @@ class RectifyStage:
 
 
 class MovingRmsStage:
-    """Causal moving RMS over the last ``window`` samples.
+    """Causal moving RMS over the last ``window`` samples, over the valid ones only.
 
-    The running sum of squares is a comb (add the new square, drop the one ``window``
-    samples back) followed by a sequential cumulative sum, carried across chunks, so any
-    chunking gives bit-identical output. Every ``anchor`` samples since the last reset the
-    sum is recomputed exactly from the window, so rounding never drifts. Until a full
-    window has been seen the missing samples count as zero.
+    The running sums (of squares, and of valid samples) are a comb (add the new value, drop
+    the one ``window`` samples back) followed by a sequential cumulative sum, carried across
+    chunks, so any chunking gives bit-identical output. Every ``anchor`` samples since the
+    last reset the sums are recomputed exactly from the window, so rounding never drifts.
+    Samples marked invalid (lost, or still carrying a filter transient) are left out: the
+    RMS is over the valid samples of the window, NaN while fewer than ``min_valid`` of them
+    are in it. Without a mask every sample is valid and, until a full window has been seen,
+    the missing samples count as zero (``min_valid`` = 0).
 
     Parameters
     ----------
@@ -196,54 +203,76 @@ class MovingRmsStage:
         Number of channels.
     anchor
         Exact re-summation interval in samples.
+    min_valid
+        Fewest valid samples in the window for a value (masked use).
     """
 
-    def __init__(self, window: int, n_channels: int, anchor: int = 1 << 16):
+    def __init__(self, window: int, n_channels: int, anchor: int = 1 << 16,
+                 min_valid: int | None = None):
         if window < 1:
             raise ValueError(f"window must be >= 1 sample, got {window}")
         self.window = int(window)
         self.n_channels = n_channels
         self.anchor = max(int(anchor), self.window)
+        self.min_valid = max(1, (self.window + 1) // 2 if min_valid is None else min_valid)
         self.reset()
 
     def reset(self) -> None:
         """Empty the window."""
-        # state kept channel-major: (ch, n) rows are contiguous for the cumulative sum
-        self._tail = np.zeros((self.n_channels, self.window))  # last `window` squares
-        self._sum = np.zeros(self.n_channels)
+        # state kept channel-major: (2·ch, n) rows: squares, then valid flags
+        self._tail = np.zeros((2 * self.n_channels, self.window))
+        self._sum = np.zeros(2 * self.n_channels)
         self._count = 0  # samples since reset, positions the exact re-summations
 
-    def process(self, x: np.ndarray) -> np.ndarray:
-        """Return the moving RMS of ``x`` (n, ch), continuing from the previous chunk."""
+    def process(self, x: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
+        """Return the moving RMS of ``x`` (n, ch), continuing from the previous chunk.
+
+        ``valid`` (n, ch) bool marks the samples to include; None: all, and the RMS divides
+        by the full window (values of invalid samples are ignored whatever they are).
+        """
         xt = np.asarray(x, float).T
-        n = xt.shape[1]
-        out = np.empty((self.n_channels, n))
+        c, n = self.n_channels, xt.shape[1]
+        both = np.empty((2 * c, n))
+        if valid is None:
+            np.multiply(xt, xt, out=both[:c])
+            both[c:] = 1.0
+        else:
+            v = np.asarray(valid, bool).T
+            np.multiply(xt, xt, out=both[:c])
+            both[:c][~v] = 0.0
+            both[c:] = v
+        sums = np.empty((2 * c, n))
         start = 0
         while start < n:
             # split at absolute anchor positions so re-summation is independent of chunking
             to_anchor = self.anchor - (self._count % self.anchor)
             stop = min(n, start + to_anchor)
-            self._segment(xt[:, start:stop], out[:, start:stop])
+            self._segment(both[:, start:stop], sums[:, start:stop])
             self._count += stop - start
             if self._count % self.anchor == 0:
                 self._sum = np.sum(self._tail, axis=1)
             start = stop
+        sq = np.maximum(sums[:c], 0.0)  # rounding may dip a hair below zero
+        if valid is None:
+            return np.sqrt(sq * (1.0 / self.window)).T
+        cnt = np.rint(sums[c:])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out = np.sqrt(sq / cnt)
+        out[cnt < self.min_valid] = np.nan
         return out.T
 
-    def _segment(self, xt: np.ndarray, out: np.ndarray) -> None:
-        n, w = xt.shape[1], self.window
-        hist = np.empty((self.n_channels, w + n))  # hist[:, i] is the square of sample i - w
+    def _segment(self, vals: np.ndarray, out: np.ndarray) -> None:
+        n, w = vals.shape[1], self.window
+        hist = np.empty((vals.shape[0], w + n))  # hist[:, i] is the value of sample i - w
         hist[:, :w] = self._tail
-        np.multiply(xt, xt, out=hist[:, w:])
-        acc = np.empty((self.n_channels, n + 1))
+        hist[:, w:] = vals
+        acc = np.empty((vals.shape[0], n + 1))
         acc[:, 0] = self._sum
         np.subtract(hist[:, w:], hist[:, :n], out=acc[:, 1:])
         np.cumsum(acc, axis=1, out=acc)
         self._sum = acc[:, -1].copy()
         self._tail = hist[:, -w:].copy()
-        np.maximum(acc[:, 1:], 0.0, out=acc[:, 1:])  # rounding may dip a hair below zero
-        np.multiply(acc[:, 1:], 1.0 / w, out=out)
-        np.sqrt(out, out=out)
+        out[:] = acc[:, 1:]
 
 
 class LowpassEnvelopeStage:

@@ -42,7 +42,7 @@ def test_process_round_trip(tmp_path, make_emg, rng, zero_phase) -> None:
     assert np.array_equal(np.isnan(table.data), np.isnan(expect))
     ok = ~np.isnan(expect)
     assert np.allclose(table.data[ok], expect[ok], rtol=1e-8)
-    assert np.isnan(table.data[1000:1100]).all()
+    assert np.isfinite(table.data[1600:]).all()  # recovered 250 ms after the NULL rows
 
 
 def test_process_without_time_column_needs_fs(tmp_path, make_emg, rng, capsys) -> None:
@@ -84,9 +84,9 @@ def test_time_rows_missing_are_gaps(tmp_path, make_emg, rng) -> None:
     table = read_signal_csv(out)
     assert len(table.data) == keep.sum()
     pipe = EnvelopePipeline(load_dsp_config(), FS, 1)
-    row = 3000  # first row after the gap
-    assert np.isnan(table.data[row:row + pipe.envelope_settle]).all()
-    assert np.isfinite(table.data[row + pipe.envelope_settle:]).all()
+    # a 25 ms gap is bridged: blank at most while the notches ring, back within 250 ms
+    assert np.isfinite(table.data[pipe.envelope_settle:3000]).all()
+    assert np.isfinite(table.data[3000 + 500:]).all()
 
 
 def test_process_recording_uses_its_stored_settings(tmp_path) -> None:

@@ -9,8 +9,7 @@ import pytest
 from scipy import signal
 
 from emgfb.dsp import EnvelopePipeline, load_dsp_config
-from emgfb.dsp.settings import EnvelopeConfig, GapConfig
-from emgfb.dsp.stages import design_cascade
+from emgfb.dsp.settings import EnvelopeConfig, GapConfig, NotchConfig
 from emgfb.errors import ConfigError
 
 FS = 2000.0
@@ -51,52 +50,53 @@ def test_chunked_equals_offline_causal_pass_with_gaps(make_emg, rng, method, siz
 
 
 def test_causal_pass_matches_scipy_written_independently(make_emg, rng) -> None:
-    cfg = load_dsp_config()
-    x = make_emg(rng, FS, 3.0, 2)
-    env = EnvelopePipeline(cfg, FS, 2).process(x)
-    sos = design_cascade(cfg, FS)
+    """On hum-free input the canceller subtracts nothing: the envelope is the textbook
+    band-pass + trailing RMS chain."""
+    cfg = load_dsp_config().replace(notch=NotchConfig(method="track"))
+    x = make_emg(rng, FS, 3.0, 2, hum_uv=0.0)
+    pipe = EnvelopePipeline(cfg, FS, 2)
+    env = pipe.process(x)
+    sos = signal.butter(4, [20.0, 450.0], "bandpass", fs=FS, output="sos")
     y = signal.sosfilt(sos, x, axis=0, zi=signal.sosfilt_zi(sos)[:, :, None] * x[0])[0]
     w = int(cfg.envelope.window_ms * FS / 1000)
     ref = np.sqrt(np.stack([np.convolve(c * c, np.ones(w) / w)[:len(c)] for c in y.T], 1))
-    ok = ~np.isnan(env)
-    assert ok.sum() > len(x)  # most of the signal is valid
-    assert np.max(np.abs(env[ok] - ref[ok]) / ref[ok]) <= 1e-9
+    full = slice(pipe.filter_settle + w, None)  # windows of valid samples only
+    assert np.isfinite(env[full]).all()
+    assert np.max(np.abs(env[full] - ref[full]) / ref[full]) <= 1e-10
 
 
-def test_gap_restart_shows_no_transient_as_activity(make_emg, rng) -> None:
-    cfg = load_dsp_config()
+def test_a_lost_frame_blanks_nothing_and_a_100ms_gap_recovers_in_250ms(make_emg, rng) -> None:
+    cfg = load_dsp_config().replace(notch=NotchConfig(method="track"))
     x = make_emg(rng, FS, 4.0, 1, hum_uv=300.0, bursts=((3.2, 3.8, 40.0),))
-    keep = np.ones(len(x), bool)
-    keep[1000:1150] = False  # 75 ms lost at 0.5 s, at rest
-    tick = np.flatnonzero(keep)
-    pipe = EnvelopePipeline(cfg, FS, 1)
-    env = np.vstack([pipe.process(x[tick][i:i + 10], tick[i:i + 10])
-                     for i in range(0, len(tick), 10)])
-    ref = EnvelopePipeline(cfg, FS, 1).process(x)[tick]
-    after = np.flatnonzero(tick >= 1150)[0]
-    assert pipe.restarts == 2
-    assert np.all(np.isnan(env[after:after + pipe.envelope_settle]))
-    shown = env[after + pipe.envelope_settle:]
-    rest = shown[: int(1.0 * FS)]
-    assert np.all(np.isfinite(shown))
-    assert np.max(rest) < 1.5 * np.nanmax(ref[after + pipe.envelope_settle:][: int(1.0 * FS)])
-    # the burst after the gap is measured as if nothing had been lost
-    burst = tick[after + pipe.envelope_settle:] >= int(3.3 * FS)
-    assert np.allclose(shown[burst], ref[after + pipe.envelope_settle:][burst], rtol=1e-3)
-    # without the settle mask the restart transient would look like a contraction
-    naive = EnvelopePipeline(cfg.replace(gaps=GapConfig(settle_db=0.0)), FS, 1)
-    raw = naive.process(x[tick], tick)
-    assert np.nanmax(raw[after:after + pipe.envelope_settle]) > 5 * np.max(rest)
+    ref = EnvelopePipeline(cfg, FS, 1).process(x)
+    for lost, recover_ms in ((slice(2000, 2001), 0), (slice(2000, 2040), 0),
+                             (slice(2000, 2200), 250)):
+        keep = np.ones(len(x), bool)
+        keep[lost] = False
+        tick = np.flatnonzero(keep)
+        pipe = EnvelopePipeline(cfg, FS, 1)
+        env = np.vstack([pipe.process(x[tick][i:i + 10], tick[i:i + 10])
+                         for i in range(0, len(tick), 10)])
+        shown = tick >= pipe.envelope_settle
+        after = tick >= lost.stop + recover_ms * FS / 1000
+        blank = np.isnan(env[:, 0]) & shown
+        assert not blank[after].any() and (recover_ms or not blank.any())
+        # and what is shown is right: within 20 % of the gap-free envelope at rest
+        ok = after & (tick < 3.2 * FS)
+        assert np.max(np.abs(env[ok, 0] / ref[tick[ok], 0] - 1)) < 0.2
+        assert pipe.restarts == 1
 
 
-def test_nan_rows_are_lost_samples(make_emg, rng) -> None:
+def test_nan_cells_blank_only_their_own_channel(make_emg, rng) -> None:
     x = make_emg(rng, FS, 3.0, 2)
-    x[2500:2600] = np.nan
-    pipe = EnvelopePipeline(load_dsp_config(), FS, 2)
+    x[2500:2700, 1] = np.nan  # 100 ms of NULL cells on channel 1 only
+    pipe = EnvelopePipeline(load_dsp_config().replace(notch=NotchConfig(method="track")), FS, 2)
     env = pipe.process(x)
-    assert np.all(np.isnan(env[2500:2600 + pipe.envelope_settle]))
-    assert np.all(np.isfinite(env[2600 + pipe.envelope_settle:]))
-    assert np.all(np.isnan(pipe.last_filtered[2500:2600]))
+    assert np.isfinite(env[pipe.envelope_settle:, 0]).all()
+    assert np.isnan(env[2650:2700, 1]).all()  # really wrong there: < half a window left
+    assert np.isfinite(env[2700 + 500:, 1]).all()
+    assert np.isnan(pipe.last_filtered[2500:2700, 1]).all()
+    assert np.isfinite(pipe.last_filtered[2500:2700, 0]).all()
 
 
 def test_counts_scale_gives_the_same_envelope_as_microvolts(make_emg, rng) -> None:
@@ -141,5 +141,9 @@ def test_reset_and_errors(make_emg, rng) -> None:
 def test_describe_is_json_ready() -> None:
     d = EnvelopePipeline(load_dsp_config(), FS, 2).describe()
     text = json.dumps(d)
-    assert d["notch_hz"][:3] == [50.0, 100.0, 150.0]
+    assert d["mains"] == {"method": "iir"} and d["notch_hz"][:3] == [50.0, 100.0, 150.0]
+    cfg = load_dsp_config().replace(notch=NotchConfig(method="track"))
+    d = EnvelopePipeline(cfg, FS, 2, line_hz=50.2).describe()
+    assert d["mains"]["method"] == "track" and d["mains"]["line_hz"] == 50.2
+    assert d["notch_hz"] == []  # no fixed notches
     assert d["window_samples"] == 200 and "settle_db" in text
