@@ -16,8 +16,9 @@ import json
 import logging
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NamedTuple, NoReturn
 
 import h5py
 import numpy as np
@@ -29,6 +30,9 @@ from emgfb.recording import schema as S
 from emgfb.records import Marker
 
 log = logging.getLogger(__name__)
+
+#: Rows of raw/tick read at a time from the end when looking for a crash's unwritten rows.
+_TAIL_SCAN_ROWS = 1 << 16
 
 #: Metadata read attempts when opening a file its writer never closed (HDF5 default: 100).
 _SWMR_READ_ATTEMPTS = 2
@@ -91,6 +95,17 @@ def _open_swmr_read(path: Path) -> h5py.File:
         log.warning("%s: cannot limit HDF5 metadata read attempts; opening may be slow", path)
     flags = h5py.h5f.ACC_RDONLY | h5py.h5f.ACC_SWMR_READ
     return h5py.File(h5py.h5f.open(os.fsencode(path), flags, fapl=fapl))
+
+
+class Block(NamedTuple):
+    """Consecutive samples of a session (:meth:`Recording.iter_blocks`)."""
+
+    #: Index of the first sample in the session.
+    start: int
+    #: Absolute ticks, int64.
+    tick: np.ndarray
+    #: Raw counts ``(n, n_channels)`` as stored (None if not asked for).
+    counts: np.ndarray | None
 
 
 class Recording:
@@ -196,25 +211,26 @@ class Recording:
         self.labels = [s.decode("utf-8") if isinstance(s, bytes) else s for s in ch["label"][()]]
         self.uv_per_count = self._per_channel(ch, "uv_per_count")
         self.offset_counts = self._per_channel(ch, "offset_counts")
-        n = min(counts_ds.shape[0], tick_ds.shape[0])
-        if counts_ds.shape[0] != tick_ds.shape[0]:
-            log.warning("%s: raw/counts has %d rows, raw/tick %d; using %d", self.path,
-                        counts_ds.shape[0], tick_ds.shape[0], n)
-        tick = np.asarray(tick_ds[:n], dtype=np.int64)
-        # rows allocated by a resize whose data never reached the disk keep the fill value
-        if n and tick[-1] == S.TICK_FILL:
-            written = np.flatnonzero(tick != S.TICK_FILL)
-            n = int(written[-1]) + 1 if len(written) else 0
-            log.warning("%s: recording was cut off; %d samples are readable", self.path, n)
-            tick = tick[:n]
-        self.n_samples = n
-        self._tick = tick
-        gaps = np.asarray(f[S.GAPS][()], dtype=S.GAP_DTYPE)
-        self.gaps = gaps[gaps["start_sample"] < n] if n else gaps[:0]
+        n = self._main_rows(counts_ds, tick_ds)
+        self._n_main = n
+        last_main = int(tick_ds[n - 1]) if n else None
+        self._tail_counts, self._tail_tick = self._read_tail(last_main, counts_ds.dtype)
+        self.n_samples = n + len(self._tail_tick)
+        self._tick: np.ndarray | None = None
+        if self.n_samples == 0:
+            self.first_tick = 0
+        else:
+            self.first_tick = int(tick_ds[0]) if n else int(self._tail_tick[0])
+        if meta["complete"]:
+            gaps = np.asarray(f[S.GAPS][()], dtype=S.GAP_DTYPE)
+            self.gaps = gaps[gaps["start_sample"] < self.n_samples]
+        else:
+            # a crash can leave the table behind the ticks: derive it from them
+            self.gaps = self._gaps_from_ticks()
         host = np.asarray(f[S.HOST_TIME][()], dtype=S.HOST_TIME_DTYPE)
-        self.host_time = host[host["sample"] < n]
+        self.host_time = host[host["sample"] < self.n_samples]
         self.overrun = np.asarray(f[S.OVERRUN][()], dtype=np.int64)
-        self.overrun = self.overrun[self.overrun < n]
+        self.overrun = self.overrun[self.overrun < self.n_samples]
         rows = np.asarray(f[S.MARKERS][()], dtype=S.MARKER_DTYPE)
         self.markers = [
             Marker(int(r["tick"]), r["label"].decode("utf-8", "replace"),
@@ -222,6 +238,54 @@ class Recording:
             for r in rows
         ]
         self.marker_samples = np.asarray(rows["sample"], dtype=np.int64)
+
+    def _main_rows(self, counts_ds: h5py.Dataset, tick_ds: h5py.Dataset) -> int:
+        """Rows of raw/counts and raw/tick actually written (reads only the end of tick)."""
+        n = min(counts_ds.shape[0], tick_ds.shape[0])
+        if counts_ds.shape[0] != tick_ds.shape[0]:
+            log.warning("%s: raw/counts has %d rows, raw/tick %d; using %d", self.path,
+                        counts_ds.shape[0], tick_ds.shape[0], n)
+        # rows allocated by a resize whose data never reached the disk keep the fill value
+        end = n
+        while end > 0:
+            a = max(0, end - _TAIL_SCAN_ROWS)
+            tick = np.asarray(tick_ds[a:end], dtype=np.int64)
+            written = np.flatnonzero(tick != S.TICK_FILL)
+            if len(written):
+                end = a + int(written[-1]) + 1
+                break
+            end = a
+        if end != n:
+            log.warning("%s: recording was cut off; %d rows of raw/counts are readable",
+                        self.path, end)
+        return end
+
+    def _read_tail(self, last_main: int | None, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+        """Rows of the chunk a crashed recorder was filling (``raw/tail_*``): those whose
+        tick follows the last row of raw/counts, in order. Empty for closed files."""
+        f = self._file
+        empty = np.zeros((0, self.n_channels), dtype), np.zeros(0, np.int64)
+        if self.meta["complete"] or S.TAIL_TICK not in f or S.TAIL_COUNTS not in f:
+            return empty
+        tick = np.asarray(f[S.TAIL_TICK][()], dtype=np.int64)
+        floor = S.TICK_FILL if last_main is None else last_main
+        ok = tick > floor
+        ok[1:] &= np.diff(tick) > 0
+        k = int(np.argmin(ok)) if not ok.all() else len(ok)
+        if k == 0:
+            return empty
+        counts = np.asarray(f[S.TAIL_COUNTS][:k], dtype=dtype)
+        if counts.shape != (k, self.n_channels):
+            return empty
+        log.info("%s: %d samples recovered from the crash-safety tail", self.path, k)
+        return counts, tick[:k]
+
+    def _gaps_from_ticks(self) -> np.ndarray:
+        parts, prev = [], None
+        for block in self.iter_blocks(counts=False):
+            parts.append(S.gap_rows(block.tick, block.start, prev))
+            prev = int(block.tick[-1])
+        return np.concatenate(parts) if parts else np.zeros(0, S.GAP_DTYPE)
 
     def _bad(self, what: str, value: Any, expected: str) -> NoReturn:
         if isinstance(value, bytes):
@@ -258,12 +322,16 @@ class Recording:
     # -- data ----------------------------------------------------------------------------
     @property
     def tick(self) -> np.ndarray:
-        """Absolute tick of every sample (int64, strictly increasing)."""
+        """Absolute tick of every sample (int64, strictly increasing; computed on first
+        access: prefer :meth:`read_ticks` or :meth:`iter_blocks` for long sessions)."""
+        if self._tick is None:
+            self._tick = self.read_ticks(0, self.n_samples)
         return self._tick
 
     @property
     def counts(self) -> np.ndarray:
-        """All raw counts ``(n_samples, n_channels)`` as stored (read on first access)."""
+        """All raw counts ``(n_samples, n_channels)`` as stored (read on first access;
+        prefer :meth:`iter_blocks` for long sessions)."""
         if self._counts is None:
             self._counts = self.read_counts(0, self.n_samples)
         return self._counts
@@ -272,18 +340,81 @@ class Recording:
         """Raw counts of samples ``start .. stop-1`` (clipped to the recording)."""
         start, stop = max(0, start), min(stop, self.n_samples)
         if stop <= start:
-            return np.zeros((0, self.n_channels), self._file[S.COUNTS].dtype)
+            return np.zeros((0, self.n_channels), self.count_dtype)
+        m = self._n_main
         try:
-            return self._file[S.COUNTS][start:stop]
+            main = self._file[S.COUNTS][start:min(stop, m)] if start < m else None
         except OSError as exc:
             raise RecordingError(
                 f"{self.path}: damaged raw/counts rows {start}..{stop - 1} "
                 f"({str(exc).splitlines()[0]})"
             ) from None
+        if stop <= m:
+            return main
+        tail = self._tail_counts[max(0, start - m):stop - m]
+        return tail.copy() if main is None else np.concatenate((main, tail))
+
+    def read_ticks(self, start: int, stop: int) -> np.ndarray:
+        """Ticks of samples ``start .. stop-1`` (clipped), from the first tick and the gap
+        table: no need to read ``raw/tick``."""
+        start, stop = max(0, start), min(stop, self.n_samples)
+        sample = np.arange(start, max(start, stop), dtype=np.int64)
+        g = self.gaps
+        lost = np.concatenate(([0], np.cumsum(g["lost_ticks"], dtype=np.int64)))
+        k = np.searchsorted(g["start_sample"], sample, side="right")
+        return self.first_tick + sample + lost[k]
+
+    def iter_blocks(
+        self, block_rows: int | None = None, start: int = 0, stop: int | None = None,
+        counts: bool = True,
+    ) -> Iterator[Block]:
+        """The session in consecutive blocks of at most ``block_rows`` samples (default:
+        whole HDF5 chunks, ~256 kB of counts), so memory does not grow with its length.
+
+        Parameters
+        ----------
+        block_rows
+            Samples per block.
+        start, stop
+            Sample range (clipped; ``stop=None``: to the end).
+        counts
+            False to skip reading the counts (``Block.counts`` is then None).
+
+        Yields
+        ------
+        Block
+            ``start`` (index of its first sample), ``tick`` and ``counts``.
+        """
+        if block_rows is None:
+            chunks = self._file[S.COUNTS].chunks
+            block_rows = 4 * chunks[0] if chunks else 65536
+        if block_rows < 1:
+            raise ValueError(f"block_rows = {block_rows}: expected >= 1")
+        stop = self.n_samples if stop is None else min(stop, self.n_samples)
+        stored = not self.meta["complete"]  # ticks of a crashed file: as stored
+        for a in range(max(0, start), stop, block_rows):
+            b = min(a + block_rows, stop)
+            if stored:
+                tick = self._stored_ticks(a, b)
+            else:
+                tick = self.read_ticks(a, b)
+            yield Block(a, tick, self.read_counts(a, b) if counts else None)
+
+    def _stored_ticks(self, a: int, b: int) -> np.ndarray:
+        m = self._n_main
+        main = np.asarray(self._file[S.TICK][a:min(b, m)], np.int64) if a < m else None
+        if b <= m:
+            return main
+        tail = self._tail_tick[max(0, a - m):b - m]
+        return tail.copy() if main is None else np.concatenate((main, tail))
+
+    def to_uv(self, counts: np.ndarray) -> np.ndarray:
+        """Counts (e.g. of a :class:`Block`) in microvolts, float64."""
+        return (np.asarray(counts, np.float64) - self.offset_counts) * self.uv_per_count
 
     def uv(self) -> np.ndarray:
         """All samples in microvolts, float64: ``(counts - offset_counts) * uv_per_count``."""
-        return (self.counts.astype(np.float64) - self.offset_counts) * self.uv_per_count
+        return self.to_uv(self.counts)
 
     def document(self, name: str) -> Any:
         """The JSON document ``name`` (see :data:`emgfb.recording.schema.DOCUMENTS`:

@@ -34,6 +34,10 @@ TICK = "raw/tick"
 HOST_TIME = "raw/host_time"
 GAPS = "raw/gaps"
 OVERRUN = "raw/overrun"
+#: The rows of the chunk a live recording is filling (see docs/file-format.md): only a
+#: crashed file needs them.
+TAIL_COUNTS = "raw/tail_counts"
+TAIL_TICK = "raw/tail_tick"
 CHANNELS = "channels"
 MARKERS = "markers"
 CALIBRATION = "calibration"

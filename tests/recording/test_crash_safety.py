@@ -21,7 +21,6 @@ from emgfb.errors import RecordingError
 from emgfb.montage import default_montage
 from emgfb.protocol import BoardInfo
 from emgfb.recording import SessionWriter, open_recording, write_arrays
-from emgfb.recording import writer as writer_mod
 
 FS = 2000
 SIM = f"sim://?seed=1&ch=8&fs={FS}"
@@ -138,32 +137,153 @@ def test_disk_full_stops_recording_cleanly_and_keeps_the_data(tmp_path):
 INFO = BoardInfo("1.0.0", "uno", 6, 1000.0, 10, 5000.0, "EMGFB fw=1.0.0 board=uno ch=6")
 
 
-def test_disk_full_in_process_caller_keeps_running(tmp_path, monkeypatch, rng):
-    """Free space vanishes mid-recording: write() stays a no-op, close() does not raise."""
-    free = {"bytes": 10**12}
-    real = os.statvfs
+@pytest.fixture
+def small_tmpfs(tmp_path):
+    """A 12 MB tmpfs of our own, so filling it harms nothing (root only)."""
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    out = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=12m", "tmpfs", str(mnt)],
+                         capture_output=True, text=True)
+    if out.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({out.stderr.strip() or 'not root'})")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
 
-    class FakeStat:
-        def __init__(self, path):
-            st = real(path)
-            self.f_frsize = 1
-            self.f_bavail = free["bytes"]
-            self.f_bsize = st.f_bsize
 
-    monkeypatch.setattr(writer_mod.os, "statvfs", FakeStat)
-    counts = rng.integers(0, 1024, (4000, 6)).astype(np.uint16)
-    w = SessionWriter(tmp_path / "s.h5", info=INFO, montage=default_montage(6),
-                      uv_per_count=2.0, offset_counts=512, flush_interval=0.05).start()
-    w.write(Chunk(np.arange(1000), counts[:1000], np.zeros(1000, bool), 0.0))
-    assert w.wait_flushed(1000, timeout=10)
-    free["bytes"] = 1000
-    w.write(Chunk(np.arange(1000, 2000), counts[1000:2000], np.zeros(1000, bool), 0.0))
-    assert not w.wait_flushed(2000, timeout=10) and w.failed
-    assert "disk nearly full" in str(w.error) and "recording stopped after 1000" in str(w.error)
-    w.write(Chunk(np.arange(2000, 3000), counts[2000:3000], np.zeros(1000, bool), 0.0))
+def fill_disk(mnt) -> None:
+    """Another program fills the disk: dd until ENOSPC."""
+    subprocess.run(["dd", "if=/dev/zero", f"of={mnt}/filler", "bs=64k"],
+                   capture_output=True, check=False, timeout=60)
+    st = os.statvfs(mnt)
+    assert st.f_bavail * st.f_frsize < 64 << 10
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("trial", range(5))
+def test_disk_filled_by_another_program_stops_cleanly_with_everything(small_tmpfs, trial):
+    """The done-when of issue 11: a disk filled from outside mid-recording; the file opens
+    with emgfb info, is complete and holds every sample received until the fill; the
+    command exits non-zero with one error line."""
+    proc, out, lines = start_record(small_tmpfs, SIM + "&speed=1", "--seconds", "120")
+    try:
+        reported = wait_for_samples(lines, int((0.6 + 0.4 * trial) * FS))
+        fill_disk(small_tmpfs)
+        proc.wait(30)
+    finally:
+        proc.kill()
+        proc.wait(10)
+    err = []
+    while (line := lines.get(timeout=10)) != "":
+        err.append(line)
+    errors = [x for x in err if "error" in x.lower()]
+    assert proc.returncode == 1
+    assert len(errors) == 1, err
+    assert "rec.h5: recording stopped after" in errors[0] and "disk full" in errors[0]
+    assert "Traceback" not in "".join(err)
+    info = subprocess.run([sys.executable, "-m", "emgfb", "info", "--json", str(out)],
+                          capture_output=True, text=True, timeout=60)
+    assert info.returncode == 0, info.stderr
+    with open_recording(out) as rec:
+        assert rec.meta["complete"] is True and "disk full" in rec.meta["stop_reason"]
+        assert rec.n_samples >= reported  # nothing lost that was received before the fill
+        np.testing.assert_array_equal(rec.counts, sim_counts(rec.n_samples))
+        np.testing.assert_array_equal(rec.tick, np.arange(rec.n_samples))
+
+
+def _chunks(n_chunks, size=1000, seed=3):
+    rng = np.random.default_rng(seed)
+    counts = rng.integers(0, 1024, (n_chunks * size, 8)).astype(np.uint16)
+    return counts, [Chunk(np.arange(i * size, (i + 1) * size), counts[i * size:(i + 1) * size],
+                          np.zeros(size, bool), float(i)) for i in range(n_chunks)]
+
+
+INFO8 = BoardInfo("1.0.0", "nano", 8, 2000.0, 10, 5000.0, "EMGFB fw=1.0.0 board=nano ch=8")
+
+
+def test_unforeseen_write_error_leaves_the_file_as_after_the_last_flush(small_tmpfs,
+                                                                       monkeypatch):
+    """No reservation and a writer that believes there is room: HDF5 itself meets the
+    full disk (ENOSPC) mid-append. The descriptor is frozen, so the file keeps everything
+    flushed before, as after kill -9, instead of 'Can't close file' and a broken file."""
+    from emgfb.recording.diskspace import SpaceReservation
+
+    monkeypatch.setattr(SpaceReservation, "room", lambda self: (1 << 40, "unused"))
+    counts, chunks = _chunks(60)
+    path = small_tmpfs / "s.h5"
+    w = SessionWriter(path, info=INFO8, montage=default_montage(8), uv_per_count=2.0,
+                      offset_counts=512, flush_interval=0.05, reserve_bytes=0).start()
+    for c in chunks[:20]:
+        w.write(c)
+    assert w.wait_flushed(20_000, timeout=20)
+    fill_disk(small_tmpfs)
+    for c in chunks[20:]:
+        w.write(c)
+    w.wait_flushed(60_000, timeout=20)
     w.close()
-    with open_recording(tmp_path / "s.h5") as rec:
-        np.testing.assert_array_equal(rec.counts, counts[:1000])
+    assert w.failed and w.stop_reason == "write error", w.error
+    assert "recording stopped after" in str(w.error) and "\n" not in str(w.error)
+    info = subprocess.run([sys.executable, "-m", "emgfb", "info", str(path)],
+                          capture_output=True, text=True, timeout=60)
+    assert info.returncode == 0, info.stderr
+    with open_recording(path) as rec:
+        assert rec.meta["complete"] is False
+        # everything flushed before the error, and whatever of the failed flush landed
+        assert rec.n_samples >= w.samples_written >= 20_000
+        np.testing.assert_array_equal(rec.counts, counts[: rec.n_samples])
+        np.testing.assert_array_equal(rec.tick, np.arange(rec.n_samples))
+
+
+def test_disk_full_at_start_leaves_no_file(small_tmpfs):
+    fill_disk(small_tmpfs)
+    w = SessionWriter(small_tmpfs / "s.h5", info=INFO8, montage=default_montage(8),
+                      uv_per_count=2.0, offset_counts=512)
+    with pytest.raises(RecordingError, match=r"s.h5: cannot start recording: .*disk full"):
+        w.start()
+    assert not (small_tmpfs / "s.h5").exists()
+
+
+@pytest.mark.slow
+def test_write_permission_removed_mid_recording_keeps_what_was_flushed(tmp_path):
+    """Write permission taken away mid-recording. For root (who ignores permission bits)
+    the file is made immutable (``chattr +i``): every later write fails with EPERM, the
+    unforeseen error, and the file keeps everything flushed before. For other users chmod
+    of the file and folder cannot hurt an open file: the writer never reopens it (it marks
+    it complete in SWMR mode), so the recording ends complete and whole."""
+    folder = tmp_path / "rec"
+    folder.mkdir()
+    root = os.geteuid() == 0
+    proc, out, lines = start_record(folder, SIM + "&speed=1", "--seconds", "20" if root else "3")
+    try:
+        reported = wait_for_samples(lines, FS)
+        if root:
+            chattr = subprocess.run(["chattr", "+i", str(out)], capture_output=True, text=True)
+            if chattr.returncode != 0:
+                pytest.skip(f"cannot make the file immutable here: {chattr.stderr.strip()}")
+        else:
+            out.chmod(0o444)
+            folder.chmod(0o555)
+        proc.wait(30)
+    finally:
+        proc.kill()
+        proc.wait(10)
+        if root:
+            subprocess.run(["chattr", "-i", str(out)], check=False)
+    err = []
+    while (line := lines.get(timeout=10)) != "":
+        err.append(line)
+    errors = [x for x in err if "error" in x.lower()]
+    with open_recording(out) as rec:
+        if root:
+            assert proc.returncode == 1 and len(errors) == 1, err
+            assert "Operation not permitted" in errors[0] and "Traceback" not in "".join(err)
+            assert rec.meta["complete"] is False and rec.n_samples >= reported - FS
+        else:
+            assert proc.returncode == 0, err
+            assert rec.meta["complete"] is True and rec.n_samples == 3 * FS
+        np.testing.assert_array_equal(rec.counts, sim_counts(rec.n_samples))
+        np.testing.assert_array_equal(rec.tick, np.arange(rec.n_samples))
 
 
 def test_never_overwrite_even_through_the_writer_race(tmp_path):
