@@ -5,7 +5,8 @@ below it:
 
 1. ``errors`` - the exception hierarchy.
 2. ``protocol`` (wire protocol v1), ``config`` (TOML loading and validation), ``montage``
-   (which muscle and side each channel records), ``hardware`` (boards and front-ends).
+   (which muscle and side each channel records), ``hardware`` (boards and front-ends),
+   ``delimited`` (the one CSV/TSV tokenizer every text reader uses).
 3. ``acquisition`` (sources, serial driver, simulated boards, LSL inlet, ring buffer) and
    ``dsp`` (stages, pipeline, calibration, metrics, signal quality).
 4. ``recording`` (HDF5 sessions, ``file://`` replay, import/export) and ``lsl_out``.

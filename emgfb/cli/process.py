@@ -17,6 +17,7 @@ from emgfb.errors import ConfigError
 from emgfb.outputs import atomic_output, check_output, is_hdf5
 
 if TYPE_CHECKING:
+    from emgfb.dsp import DspConfig
     from emgfb.dsp.signalfile import SignalTable
 
 log = logging.getLogger(__name__)
@@ -66,10 +67,27 @@ def run(args: argparse.Namespace) -> int:
     pipe = EnvelopePipeline(config, table.fs, len(table.names), scale, offset)
     env = pipe.process_offline(table.data, zero_phase=args.zero_phase, tick=table.tick)
     with atomic_output(args.output, inputs=[args.input], force=args.force) as tmp:
-        write_envelope_csv(tmp, table, env)
+        write_envelope_csv(tmp, table, env, provenance=_provenance(args, config, table))
     log.info("%s: %d rows x %d channels at %g Hz -> %s", args.input, len(env),
              len(table.names), table.fs, args.output)
     return 0
+
+
+def _provenance(args: argparse.Namespace, config: DspConfig, table: SignalTable
+                ) -> list[tuple[str, str]]:
+    """What made this CSV: written as ``#`` lines at its top."""
+    import json
+
+    from emgfb import __version__
+
+    settings = config.as_dict()
+    return [
+        ("emgfb process", f"emgfb_version={__version__} source={Path(args.input).name} "
+                          f"fs={table.fs:.10g}"),
+        ("filtering", "zero-phase (forward-backward, offline analysis only)"
+         if args.zero_phase else "causal (as shown live)"),
+        ("dsp", json.dumps(settings, sort_keys=True, default=str)),
+    ]
 
 
 def _read_recording(path: Path) -> tuple[SignalTable, object, object, dict | None]:

@@ -4,29 +4,34 @@ This module owns the delimited-text (CSV/TSV) format of ``emgfb process``: readi
 with an optional header, an optional time column and one column per channel into a
 :class:`SignalTable` (``NULL``/empty/``NaN`` cells mark lost samples; rows missing from a
 uniform time column become gaps in :attr:`SignalTable.tick`), and writing the time column
-plus one envelope column per channel back. Every failure is a one-line
-:class:`~emgfb.errors.DataFormatError` naming the file and what was expected. Other inputs
-(emgfb recordings) are adapted to a :class:`SignalTable` by the caller. Imports numpy and
+plus one envelope column per channel back, after ``#`` provenance lines. Text is tokenized
+by :mod:`emgfb.delimited` (the rules every emgfb reader shares: ``#`` lines skipped, quoted
+cells); a ``tick`` column (``emgfb export`` CSV) gives the sample index, a ``marker``
+column is ignored. Every failure is a one-line :class:`~emgfb.errors.DataFormatError`
+naming the file and what was expected. Other inputs (emgfb recordings) are adapted to a
+:class:`SignalTable` by the caller. Imports numpy, ``emgfb.delimited`` and
 ``emgfb.errors`` only.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from emgfb.delimited import cell_value, comment_lines, is_number, read_table, split_lines
 from emgfb.errors import DataFormatError
 
 log = logging.getLogger(__name__)
 
-_MISSING = {"", "null", "nan", "na", "none"}
 _TIME_NAME = re.compile(r"^\s*(time|t|timestamp|seconds|sec|time_s)\s*([\(\[]\s*s\s*[\)\]])?\s*$",
                         re.IGNORECASE)
+_TICK_NAME = re.compile(r"^\s*(tick|sample|sample_index)\s*$", re.IGNORECASE)
+_MARKER_NAME = re.compile(r"^\s*(marker|markers|event|events)\s*$", re.IGNORECASE)
 #: Largest deviation of a time stamp from its sample grid, as a fraction of the period.
 GRID_TOLERANCE = 0.25
 
@@ -63,11 +68,12 @@ def _fail(path: Path, what: str) -> DataFormatError:
     return DataFormatError(f"{path}: {what}")
 
 
-def _cell(text: str) -> float:
-    text = text.strip().strip('"')
-    if text.lower() in _MISSING:
-        return math.nan
-    return float(text)
+def _column(cells: tuple[str, ...]) -> np.ndarray:
+    """One column of cells as float64 (C conversion; per cell only for missing words)."""
+    try:
+        return np.array(cells, dtype=np.float64)
+    except ValueError:
+        return np.array([cell_value(c) for c in cells])
 
 
 def read_signal_csv(path: str | Path, fs: float | None = None) -> SignalTable:
@@ -96,39 +102,34 @@ def read_signal_csv(path: str | Path, fs: float | None = None) -> SignalTable:
     path = Path(path)
     if not path.is_file():
         raise _fail(path, "file not found" if not path.exists() else "is not a file")
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise _fail(path, f"not UTF-8 text ({exc.reason} at byte {exc.start}); "
-                    "expected a CSV table") from None
-    lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
-    if not lines:
+    table = read_table(path)
+    if not table.lines:
         raise _fail(path, "is empty; expected a header row and rows of numbers")
-    delim = max((",", "\t", ";"), key=lambda d: lines[0].count(d))
-    first = [c.strip().strip('"') for c in lines[0].split(delim)]
-    has_header = not all(_is_number(c) for c in first if c)
+    delim = table.delimiter()
+    first = table.cells(0, delim)
+    has_header = not all(is_number(c) for c in first if c)
     names = first if has_header else [f"ch{i + 1}" for i in range(len(first))]
-    rows = lines[1:] if has_header else lines
+    rows = split_lines(table.lines[1:] if has_header else table.lines, delim)
     if not rows:
         raise _fail(path, "has a header but no data rows")
-    columns: list[list[str]] = [[] for _ in names]
-    for i, line in enumerate(rows):
-        cells = line.split(delim)
+    for i, cells in enumerate(rows):
         if len(cells) != len(names):
-            lineno = i + 1 + has_header
+            lineno = table.line_no[i + has_header]
             raise _fail(path, f"line {lineno} has {len(cells)} cells, expected {len(names)} "
                         f"like the {'header' if has_header else 'first row'}")
-        for col, cell in zip(columns, cells, strict=True):
-            col.append(cell)
+    columns = list(zip(*rows, strict=True))
     numeric: dict[int, np.ndarray] = {}
     for j, col in enumerate(columns):
+        if has_header and _MARKER_NAME.match(names[j]):
+            continue  # marker text (emgfb export): not a signal
         try:
-            numeric[j] = np.array([_cell(c) for c in col])
+            numeric[j] = _column(col)
         except ValueError:
             log.warning("%s: column %r is not numeric; ignored", path, names[j])
     t_col = next((j for j in numeric if has_header and _TIME_NAME.match(names[j])), None)
+    k_col = next((j for j in numeric if has_header and _TICK_NAME.match(names[j])), None)
     # a trailing delimiter leaves an unnamed, empty column: not a channel
-    ch_cols = [j for j in numeric if j != t_col
+    ch_cols = [j for j in numeric if j not in (t_col, k_col)
                and not (np.all(np.isnan(numeric[j])) and not first[j])]
     if not ch_cols or all(np.all(np.isnan(numeric[j])) for j in ch_cols):
         raise _fail(path, f"no numeric channel columns among {names}; expected a time "
@@ -144,6 +145,12 @@ def read_signal_csv(path: str | Path, fs: float | None = None) -> SignalTable:
                            tick / float(fs))
     t = numeric[t_col]
     tick, grid_fs = _grid(path, names[t_col], t)
+    if k_col is not None:  # an explicit sample index (emgfb export) says where gaps are
+        k = numeric[k_col]
+        if not np.all(np.isfinite(k)) or np.any(np.diff(k) <= 0):
+            raise _fail(path, f"column {names[k_col]!r} is not a strictly increasing sample "
+                        "index; expected integers")
+        tick = (k - k[0]).astype(np.int64)
     if fs is None:
         fs = grid_fs
     elif abs(fs - grid_fs) > 0.01 * grid_fs:
@@ -178,17 +185,13 @@ def _grid(path: Path, name: str, t: np.ndarray) -> tuple[np.ndarray, float]:
     return tick, 1.0 / period
 
 
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
 def write_envelope_csv(path: str | Path, table: SignalTable, envelope: np.ndarray,
-                       suffix: str = "_envelope_uV") -> None:
+                       suffix: str = "_envelope_uV",
+                       provenance: Sequence[tuple[str, str]] = ()) -> None:
     """Write the time column and one envelope column per channel (NaN as empty cells).
+
+    ``provenance`` pairs are written first as ``# key: value`` comment lines (every emgfb
+    reader skips them).
 
     Raises
     ------
@@ -202,6 +205,7 @@ def write_envelope_csv(path: str | Path, table: SignalTable, envelope: np.ndarra
     text[np.isnan(values)] = ""
     body = "\n".join(",".join(row) for row in text.tolist())
     try:
-        path.write_text(header + "\n" + body + "\n", encoding="utf-8")
+        path.write_text(comment_lines(provenance) + header + "\n" + body + "\n",
+                        encoding="utf-8")
     except OSError as exc:
         raise _fail(path, f"cannot write ({exc.strerror or exc})") from None

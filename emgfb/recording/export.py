@@ -52,6 +52,7 @@ from typing import Any
 
 import numpy as np
 
+from emgfb.delimited import cell_value, quote_cell, read_table, split_lines
 from emgfb.errors import RecordingError
 from emgfb.outputs import atomic_output, check_output
 
@@ -228,14 +229,8 @@ def write_csv(rec: Any, out: Path, values: np.ndarray, unit: str, what: str) -> 
             out_lines = []
             for i, (a, b) in enumerate(zip(lines_t, lines_v, strict=True)):
                 mark = cells.get(lo + i)
-                out_lines.append(f"{a},{b},{_csv_cell(mark) if mark else ''}\n")
+                out_lines.append(f"{a},{b},{quote_cell(mark) if mark else ''}\n")
             fh.write("".join(out_lines))
-
-
-def _csv_cell(text: str) -> str:
-    if any(c in text for c in ',"\n\r'):
-        return '"' + text.replace('"', '""') + '"'
-    return text
 
 
 def read_csv_export(path: str | Path) -> dict[str, Any]:
@@ -249,20 +244,17 @@ def read_csv_export(path: str | Path) -> dict[str, Any]:
         (list of ``(row, "kind:label")``).
     """
     path = Path(path)
-    with path.open(encoding="utf-8", newline="") as fh:
-        first = fh.readline()
-        if not first.startswith("# emgfb export:"):
-            raise RecordingError(f"{path}: first line {first[:40]!r}: expected '# emgfb export:'")
-        meta = dict(kv.split("=", 1) for kv in first.split(":", 1)[1].split() if "=" in kv)
-        line = fh.readline()
-        while line.startswith("#"):
-            line = fh.readline()
-        header = next(csv.reader([line]))
-        rows = list(csv.reader(fh))
+    table = read_table(path)
+    first = table.comments[0] if table.comments else ""
+    if not first.startswith("emgfb export:"):
+        raise RecordingError(f"{path}: first line {first[:40]!r}: expected '# emgfb export:'")
+    meta = dict(kv.split("=", 1) for kv in first.split(":", 1)[1].split() if "=" in kv)
+    header = table.cells(0, ",")
+    rows = split_lines(table.lines[1:], ",")
     labels = header[2:-1]
     tick = np.array([int(r[1]) for r in rows], dtype=np.int64)
     time_s = np.array([float(r[0]) for r in rows])
-    values = np.array([[float(v) if v else math.nan for v in r[2:-1]] for r in rows])
+    values = np.array([[cell_value(v) for v in r[2:-1]] for r in rows])
     markers = [(i, r[-1]) for i, r in enumerate(rows) if r[-1]]
     return {"meta": meta, "labels": labels, "tick": tick, "time_s": time_s,
             "values": values.reshape(len(rows), len(labels)), "markers": markers}

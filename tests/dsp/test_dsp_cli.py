@@ -33,8 +33,12 @@ def test_process_round_trip(tmp_path, make_emg, rng, zero_phase) -> None:
     write_csv(src, x_mv, t, bom=True)
     args = ["process", str(src), "-o", str(out), "--unit", "mV"]
     assert main(args + (["--zero-phase"] if zero_phase else [])) == 0
-    header = out.read_text().splitlines()[0]
-    assert header == "Time,EMG_0_envelope_uV,EMG_1_envelope_uV"
+    lines = out.read_text().splitlines()
+    assert lines[0].startswith("# emgfb process: emgfb_version=")
+    assert lines[1] == "# filtering: " + ("zero-phase (forward-backward, offline analysis only)"
+                                          if zero_phase else "causal (as shown live)")
+    assert lines[2].startswith("# dsp: {") and '"envelope"' in lines[2]
+    assert lines[3] == "Time,EMG_0_envelope_uV,EMG_1_envelope_uV"
     table = read_signal_csv(out)
     assert len(table.data) == len(x_mv) and np.allclose(table.time, t)
     x_read = np.round(x_mv, 9) * 1000.0
@@ -52,7 +56,8 @@ def test_process_without_time_column_needs_fs(tmp_path, make_emg, rng, capsys) -
     assert "no time column among ['EMG_0']; give the sampling rate (--fs)" in \
         capsys.readouterr().err
     assert main(["process", str(src), "-o", str(out), "--fs", "2000"]) == 0
-    assert out.read_text().splitlines()[0] == "time_s,EMG_0_envelope_uV"
+    header = [ln for ln in out.read_text().splitlines() if not ln.startswith("#")][0]
+    assert header == "time_s,EMG_0_envelope_uV"
 
 
 @pytest.mark.parametrize(("content", "extra", "needle"), [
