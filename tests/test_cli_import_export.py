@@ -92,7 +92,7 @@ def test_import_bad_input_is_one_line_exit_2(case, tmp_path, capsys):
     elif case == "truncated":
         cut = tmp_path / "cut.txt"
         cut.write_bytes(src.read_bytes()[:200_003])
-        args[1], expect = str(cut), "columns, expected 24"
+        args[1], expect = str(cut), "columns, expected 25"
     else:
         out.write_bytes(b"keep")
         expect = "exists"
@@ -147,3 +147,53 @@ def test_import_brainflow_via_cli(shared_data, tmp_path):
     with open_recording(out) as rec:
         assert rec.n_channels == 8 and rec.n_samples == 14507
         assert rec.fs == pytest.approx(250.25, rel=0.005)
+
+
+@pytest.fixture
+def gapped_session(tmp_path, rng):
+    """4-channel session with a gap of 25 ticks and a marker label holding a comma."""
+    from emgfb.acquisition.source import Marker
+    from emgfb.montage import default_montage
+    from emgfb.recording import write_arrays
+
+    n = 12000
+    counts = np.clip(rng.normal(512, 80, size=(n, 4)), 0, 1023).astype(np.uint16)
+    tick = np.arange(n, dtype=np.int64)
+    tick[4000:] += 25
+    markers = [Marker(100, "rep 1 start", "rep"), Marker(5000, 'say "hi", then relax', "note")]
+    path = write_arrays(tmp_path / "g.h5", counts, 2000.0, default_montage(4), 2.0186, 512,
+                        tick=tick, markers=markers, meta={"subject": "P042"})
+    return path, counts, tick
+
+
+@pytest.mark.parametrize("what", ["raw", "uv"])
+def test_export_csv_then_import_gives_the_same_samples(gapped_session, tmp_path, what):
+    path, counts, tick = gapped_session
+    csv_path, back = tmp_path / "e.csv", tmp_path / "back.h5"
+    assert main(["export", str(path), "--format", "csv", "--what", what,
+                 "-o", str(csv_path)]) == 0
+    assert main(["import", str(csv_path), "-o", str(back)]) == 0
+    with open_recording(path) as src, open_recording(back) as rec:
+        assert rec.fs == src.fs and rec.n_samples == src.n_samples
+        np.testing.assert_array_equal(rec.tick, src.tick - src.tick[0])
+        assert rec.lost_ticks == 25
+        if what == "raw":
+            np.testing.assert_array_equal(rec.counts, counts)
+        np.testing.assert_allclose(rec.uv(), src.uv(), rtol=1e-9, atol=1e-9)
+        assert [(m.tick, m.label) for m in rec.markers] == [
+            (100, "rep:rep 1 start"), (5000, 'note:say "hi", then relax')]
+
+
+def test_export_csv_then_process_reads_quoted_markers_and_gaps(gapped_session, tmp_path):
+    path, counts, tick = gapped_session
+    csv_path, env = tmp_path / "e.csv", tmp_path / "env.csv"
+    assert main(["export", str(path), "--format", "csv", "-o", str(csv_path)]) == 0
+    assert main(["process", str(csv_path), "-o", str(env)]) == 0
+    from emgfb.dsp.signalfile import read_signal_csv
+
+    table = read_signal_csv(csv_path)
+    np.testing.assert_array_equal(table.tick, tick)  # the gap comes from the tick column
+    assert table.fs == pytest.approx(2000.0) and len(table.names) == 4
+    out = read_signal_csv(env)
+    assert out.data.shape == (len(tick), 4) and np.isfinite(out.data[-100:]).all()
+    assert env.read_text().startswith("# emgfb process: emgfb_version=")

@@ -16,6 +16,7 @@ the raw files, see the shared data MANIFEST):
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -210,15 +211,15 @@ def test_missing_directory_empty_and_binary_inputs(tmp_path):
     (tmp_path / "blob.bin").write_bytes(bytes(range(256)) * 4)
     with pytest.raises(DataFormatError, match="binary file of unknown format"):
         read_any(tmp_path / "blob.bin")
-    with pytest.raises(DataFormatError, match="--format 'edf'"):
-        read_any(CHORDS, "edf")
+    with pytest.raises(DataFormatError, match="--format 'gdf'"):
+        read_any(CHORDS, "gdf")
 
 
 def test_truncated_files_are_rejected(tmp_path):
     cut = tmp_path / "cut_openbci.txt"
     text = OPENBCI.read_text()
     cut.write_text(text[: len(text) // 2 - 7])  # stops mid-row
-    with pytest.raises(DataFormatError, match=r"line \d+ has \d+ columns, expected 24"):
+    with pytest.raises(DataFormatError, match=r"line \d+ has \d+ columns, expected 25"):
         read_any(cut)
     cut_xdf = tmp_path / "cut.xdf"
     cut_xdf.write_bytes(XDF.read_bytes()[:2000])
@@ -263,3 +264,34 @@ def test_byb_wav_with_header_claiming_too_much(shared_data):
 
 def test_readers_table_covers_every_format():
     assert set(imp.READERS) == set(imp.FORMATS)
+
+
+def test_brainflow_reader_takes_the_layout_from_brainflows_board_description(tmp_path):
+    """A file BrainFlow itself wrote from its synthetic board (not the Cyton layout)."""
+    bf = pytest.importorskip("brainflow.board_shim")
+    from brainflow.data_filter import DataFilter
+
+    board_id = bf.BoardIds.SYNTHETIC_BOARD.value
+    descr = bf.BoardShim.get_board_descr(board_id)
+    board = bf.BoardShim(board_id, bf.BrainFlowInputParams())
+    bf.BoardShim.disable_board_logger()
+    board.prepare_session()
+    try:
+        board.start_stream()
+        deadline = time.monotonic() + 10
+        while board.get_board_data_count() < 600 and time.monotonic() < deadline:
+            time.sleep(0.05)  # BrainFlow offers no event to wait on; bounded by the deadline
+        board.stop_stream()
+        data = board.get_board_data()
+    finally:
+        board.release_session()
+    assert data.shape[1] >= 600, "synthetic board produced too little data"
+    path = tmp_path / "synthetic.csv"
+    DataFilter.write_file(data, str(path), "w")
+    assert detect_format(path) == "brainflow"
+    rec = read_any(path)
+    assert rec.header["board"] == descr["name"] != "Cyton"
+    assert rec.n_channels == len(descr["emg_channels"])
+    assert rec.n_samples == data.shape[1]
+    np.testing.assert_allclose(rec.data, data[descr["emg_channels"]].T, rtol=1e-5, atol=1e-5)
+    assert rec.fs == pytest.approx(descr["sampling_rate"], rel=0.05)
