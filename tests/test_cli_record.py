@@ -97,3 +97,101 @@ def test_info_rejects_bad_input_with_one_line(tmp_path, capsys, make, msg):
     assert cap.out == ""
     lines = cap.err.strip().splitlines()
     assert len(lines) == 1 and msg in lines[0] and "bad.h5" in lines[0]
+
+
+# -- ``--seconds N`` is a promise, whatever the board does --------------------------------
+
+def _emulator(tmp_path):
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    name = "_emgfb_test_board_emulator"
+    if name not in sys.modules:
+        path = Path(__file__).parent / "acquisition" / "test_serial_source.py"
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name].BoardEmulator(tmp_path / "ttyEMU", n_channels=4, fs=1000).plug()
+
+
+def _record_until(tmp_path, url, seconds, fault):
+    """Run ``emgfb record --seconds`` as a process; ``fault()`` once it recorded 1 s."""
+    import queue
+    import re
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    out = tmp_path / "rec.h5"
+    t0 = time.monotonic()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "emgfb", "record", "--source", url, "--seconds", str(seconds),
+         "-o", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    lines: queue.Queue[str] = queue.Queue()
+
+    def read_stderr() -> None:
+        with proc.stderr:
+            for line in proc.stderr:
+                lines.put(line)
+        lines.put("")  # EOF
+
+    threading.Thread(target=read_stderr, daemon=True).start()
+    seen: list[str] = []
+    try:
+        while True:  # wait on the progress lines, no fixed sleep
+            line = lines.get(timeout=30)
+            seen.append(line)
+            m = re.search(r"samples (\d+)", line)
+            if m and int(m.group(1)) >= 1000:
+                fault()
+                break
+            assert line, "".join(seen)
+        proc.wait(seconds + 10)
+    finally:
+        proc.kill()
+    elapsed = time.monotonic() - t0
+    while (line := lines.get(timeout=10)) != "":
+        seen.append(line)
+    return proc.returncode, elapsed, "".join(seen), out
+
+
+@pytest.mark.slow
+def test_record_seconds_is_kept_when_the_board_goes_silent_for_good(tmp_path):
+    board = _emulator(tmp_path)
+    try:
+        rc, elapsed, err, out = _record_until(
+            tmp_path, f"serial://{board.link}?reset_wait=0&silence=1", 12, board.paused.set)
+    finally:
+        board.unplug()
+    assert rc == 1 and elapsed < 17, (rc, elapsed, err)
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("emgfb record: error: ") and "of 12 s arrived" in last, err
+    assert "Traceback" not in err
+    with open_recording(out) as rec:
+        assert rec.meta["complete"] is True and not rec.recovered
+        assert rec.n_samples >= 1000 and rec.lost_ticks == 0
+
+
+@pytest.mark.slow
+def test_record_seconds_is_kept_when_the_board_comes_back_changed(tmp_path):
+    board = _emulator(tmp_path)
+
+    def come_back_with_six_channels() -> None:
+        board.unplug()
+        board.n_channels = 6
+        board.plug()
+
+    try:
+        rc, elapsed, err, out = _record_until(
+            tmp_path, f"serial://{board.link}?reset_wait=0&silence=1", 12,
+            come_back_with_six_channels)
+    finally:
+        board.unplug()
+    assert rc == 1 and elapsed < 17, (rc, elapsed, err)
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("emgfb record: error: ") and "came back with ch=6" in last, err
+    with open_recording(out) as rec:
+        assert rec.meta["complete"] is True and rec.n_channels == 4 and rec.n_samples >= 1000

@@ -6,7 +6,7 @@ parsed ``argparse.Namespace`` and returning an exit code). Modules are discovere
 subcommand is a new file; they import heavy parts of the library (scipy, the GUI) inside
 ``func``, so ``emgfb --help`` stays fast. User mistakes raise
 :class:`~emgfb.errors.EmgfbError` and leave as one line on stderr with exit code 2; Ctrl-C
-exits with 130.
+exits with 130 and SIGTERM with 143, after the command's clean-up (:mod:`emgfb.interrupts`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import logging
 import pkgutil
 import sys
 
-from emgfb import __version__
+from emgfb import __version__, interrupts
 from emgfb.errors import EmgfbError
 
 EXIT_USER_ERROR = 2
@@ -52,11 +52,12 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_USER_ERROR
+    interrupts.install()  # Ctrl-C and SIGTERM unwind cleanly: files complete, exit 130/143
     try:
         return int(args.func(args) or 0)
     except EmgfbError as exc:
         print(f"emgfb {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         print(f"emgfb {args.command}: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return interrupts.exit_code(exc)

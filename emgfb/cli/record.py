@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import signal
+import math
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from emgfb.acquisition.source import open_source
-from emgfb.config import load_frontend
-from emgfb.montage import load_montage
+from emgfb.errors import ConfigError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -41,82 +38,59 @@ def add_lsl_args(p: argparse.ArgumentParser, markers: bool) -> None:
                        help="record another program's LSL markers (clock-corrected)")
 
 
-def start_lsl(args: argparse.Namespace, info: Any, montage: Any, uv_per_count: Any,
-              offset_counts: Any, dsp_config: Any, add_marker: Callable[[Any], None],
-              stack: contextlib.ExitStack) -> Callable[[Any], None] | None:
-    """Start what ``--lsl`` / ``--markers-from`` ask for (closed by ``stack``).
-
-    Returns the per-chunk hook (anchors the sample clock, publishes), or None if neither
-    option was given.
-    """
-    name, markers_from = getattr(args, "lsl", None), getattr(args, "markers_from", None)
-    if not (name or markers_from):
-        return None
-    from emgfb.acquisition.lsl import LslMarkerInlet, SampleClock
-
-    clock = SampleClock(info.fs)
-    hooks: list[Callable[[Any], None]] = [clock.observe]
-    if name:
-        from emgfb.lsl_out import LslPublisher
-
-        pub = stack.enter_context(LslPublisher(info, montage, uv_per_count, offset_counts,
-                                               name=name, dsp_config=dsp_config, clock=clock))
-        hooks.append(pub.push_chunk)
-    if markers_from:
-        stack.enter_context(LslMarkerInlet(markers_from, clock, add_marker))
-
-    def on_chunk(chunk: Any) -> None:
-        for hook in hooks:
-            hook(chunk)
-
-    return on_chunk
-
-
 def run(args: argparse.Namespace) -> int:
-    """Record until ``--seconds`` of data, the end of the source, Ctrl-C or SIGTERM."""
+    """Record until ``--seconds`` of data, the end of the source, Ctrl-C or SIGTERM.
+
+    ``--seconds N`` is a promise: the command ends by N s of wall time plus
+    :data:`~emgfb.live.pump.GRACE_S` whatever the board does, with a complete file; a
+    source that fails or falls silent ends it with exit 1 and one line saying why.
+    """
     from emgfb.dsp import load_dsp_config
+    from emgfb.live.channels import resolve_channels
+    from emgfb.live.pump import SourcePump
+    from emgfb.live.sinks import LslSink
     from emgfb.outputs import check_output, new_output
     from emgfb.recording.schema import check_subject
-    from emgfb.recording.writer import SessionWriter, record_source
+    from emgfb.recording.writer import SessionWriter
 
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    if args.seconds is not None and not (math.isfinite(args.seconds) and args.seconds > 0):
+        raise ConfigError(f"--seconds {args.seconds}: expected a positive number of seconds")
     check_subject(args.subject)  # refuse early, before opening a board
     check_output(args.output, what="recording")
     dsp = load_dsp_config(args.dsp)
-    dsp_config = dsp.as_dict()
     source = open_source(args.source)
     with source:
-        info = source.info
-        montage = load_montage(args.montage) if args.montage else getattr(source, "montage", None)
-        fe = load_frontend(args.frontend)
-        uv = getattr(source, "uv_per_count", None)  # a replayed session knows its own scale
-        if uv is None:  # the front-end sets the scale: refuse what cannot work, warn
-            from emgfb.hardware import check_frontend
-
-            check_frontend(fe, bits=info.bits, vref_mv=info.vref_mv, fs=info.fs, board=info.board)
-        uv = fe.uv_per_count(info.bits, info.vref_mv) if uv is None else uv
-        off = getattr(source, "offset_counts", None)
-        off = fe.offset_counts(info.bits, info.vref_mv) if off is None else off
-        frontend = {"name": fe.name, "gain": fe.gain, "band_hz": list(fe.band_hz),
-                    "offset_mv": fe.offset_mv, "electrodes": args.electrodes}
-        stopped = ""
+        setup = resolve_channels(source, args.montage, args.frontend)
+        stopped, interrupted = "", None
         # a start that fails (or ends before a sample was written) leaves no file behind
         with new_output(args.output) as claim:
             writer = SessionWriter(
-                args.output, info=info, montage=montage or _default(info.n_channels),
-                uv_per_count=uv, offset_counts=off, subject=args.subject, notes=args.notes,
-                dsp_config=dsp_config, frontend=frontend,
+                args.output, info=setup.info, montage=setup.montage,
+                uv_per_count=setup.uv_per_count, offset_counts=setup.offset_counts,
+                subject=args.subject, notes=args.notes, dsp_config=dsp.as_dict(),
+                frontend=setup.frontend_meta(args.electrodes),
                 extra_meta={"source_url": args.source},
             )
             claim.keep_when(lambda: writer.samples_written > 0)
-            with writer, contextlib.ExitStack() as lsl:
-                on_chunk = start_lsl(args, info, writer.montage, uv, off, dsp,
-                                     writer.add_marker, lsl)
+            with writer, contextlib.ExitStack() as stack:
+                sinks = [writer.write]
+                name = getattr(args, "lsl", None)
+                markers_from = getattr(args, "markers_from", None)
+                if name or markers_from:
+                    lsl = LslSink(setup, name, markers_from, writer.add_marker, dsp_config=dsp)
+                    stack.callback(lsl.close)
+                    sinks.append(lsl.push_chunk)
+                pump = SourcePump(source, sinks, seconds=args.seconds)
                 try:
-                    record_source(source, writer, seconds=args.seconds, on_progress=_progress,
-                                  on_chunk=on_chunk)
-                except KeyboardInterrupt:
-                    stopped = " (stopped by signal)"
+                    next_progress = 1.0
+                    while not pump.done and not writer.failed:
+                        pump.step(0.1)
+                        if pump.elapsed_s >= next_progress or pump.done:
+                            _progress(pump.elapsed_s, writer.samples_received,
+                                      writer.lost_ticks_received)
+                            next_progress = pump.elapsed_s + 1.0
+                except KeyboardInterrupt as exc:
+                    stopped, interrupted = " (stopped by signal)", exc
             if writer.failed and not writer.samples_written:
                 raise writer.error
     print(f"emgfb record: {writer.samples_written} samples, {writer.lost_ticks} lost ticks "
@@ -124,13 +98,12 @@ def run(args: argparse.Namespace) -> int:
     if writer.failed:
         print(f"emgfb record: error: {writer.error}", file=sys.stderr)
         return 1
+    if interrupted is not None:
+        raise interrupted  # the file is complete; main() exits with 130 or 143
+    if pump.problem:
+        print(f"emgfb record: error: {pump.problem}", file=sys.stderr)
+        return 1
     return 0
-
-
-def _default(n_channels: int):  # noqa: ANN202 - Montage
-    from emgfb.montage import default_montage
-
-    return default_montage(n_channels)
 
 
 def _progress(elapsed: float, samples: int, lost: int) -> None:

@@ -4,11 +4,9 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 from pathlib import Path
 
-EXIT_INTERRUPTED = 130
 GUI_SOURCE = "sim://?speed=1"
 HEADLESS_SOURCE = "sim://?speed=0"
 
@@ -47,7 +45,6 @@ def run(args: argparse.Namespace) -> int:
     prepare(args.protocol, args.montage)  # bad protocol/montage: refuse before anything else
     if not args.headless:
         return run_window(args)
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
 
     def progress(line: str) -> None:
         print(f"emgfb session: {line}", file=sys.stderr, flush=True)
@@ -68,7 +65,12 @@ def run(args: argparse.Namespace) -> int:
     if result.recording_error:
         print(f"emgfb session: error: {result.recording_error}", file=sys.stderr)
         return 1
-    return EXIT_INTERRUPTED if result.interrupted else 0
+    if result.interrupted:
+        return 128 + (result.signum or 2)  # 130 Ctrl-C, 143 SIGTERM; the file is complete
+    if result.source_error:
+        print(f"emgfb session: error: {result.source_error}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def run_window(args: argparse.Namespace) -> int:

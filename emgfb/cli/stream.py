@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
+import sys
 import time
 
 from emgfb.acquisition.source import open_source
@@ -12,25 +14,33 @@ from emgfb.errors import ConfigError
 
 
 def stream_summary(url: str, seconds: float, lsl: str | None = None) -> dict[str, object]:
-    """Read ``url`` for ``seconds`` (or until a finite source ends) and summarise it.
+    """Read ``url`` for ``seconds`` of signal (or until a finite source ends) and summarise.
 
-    With ``lsl``, also publish the stream on Lab Streaming Layer under that name."""
-    if not seconds > 0:
+    The read ends by ``seconds`` of wall time plus :data:`~emgfb.live.pump.GRACE_S`
+    whatever the source does; ``"problem"`` then says why it ended short (None if not).
+    With ``lsl``, also publish the stream on Lab Streaming Layer under that name.
+    """
+    from emgfb.live.channels import resolve_channels
+    from emgfb.live.pump import SourcePump
+    from emgfb.live.sinks import LslSink
+
+    if not (math.isfinite(seconds) and seconds > 0):
         raise ConfigError(f"--seconds {seconds}: expected a positive number")
     with open_source(url) as src, contextlib.ExitStack() as stack:
-        pub = None
+        sinks = []
         if lsl:
-            from emgfb.lsl_out import LslPublisher
+            from emgfb.dsp import load_dsp_config
 
-            pub = stack.enter_context(LslPublisher.for_source(src, lsl))
-        t0, cpu0 = time.monotonic(), time.process_time()
-        frames = 0
-        while (elapsed := time.monotonic() - t0) < seconds and not src.finished:
-            chunk = src.read(min(0.1, max(seconds - elapsed, 0.001)))
-            frames += len(chunk) if chunk is not None else 0
-            if pub is not None and chunk is not None:
-                pub.push_chunk(chunk)
-        elapsed, cpu = time.monotonic() - t0, time.process_time() - cpu0
+            sink = LslSink(resolve_channels(src), lsl, None, lambda m: None,
+                           dsp_config=load_dsp_config(None))
+            stack.callback(sink.close)
+            sinks.append(sink.push_chunk)
+        pump = SourcePump(src, sinks, seconds=seconds)
+        cpu0 = time.process_time()
+        while not pump.done:
+            pump.step(0.1)
+        elapsed, cpu = max(pump.elapsed_s, 1e-9), time.process_time() - cpu0
+        frames = pump.samples
     stats, info = src.stats.as_dict(), src.info
     return {
         "source": url,
@@ -42,6 +52,7 @@ def stream_summary(url: str, seconds: float, lsl: str | None = None) -> dict[str
         "seconds": elapsed,
         "cpu_percent": 100 * cpu / elapsed,  # this process, all threads, while streaming
         "status": src.status.state,
+        "problem": pump.problem,
         "board": info.as_dict(),
     }
 
@@ -50,17 +61,21 @@ def _run(args: argparse.Namespace) -> int:
     s = stream_summary(args.source, args.seconds, lsl=args.lsl)
     if args.json:
         print(json.dumps(s))
-        return 0
-    print(f"{s['board']['line']}  ({s['source']})")
-    print(
-        f"{s['frames']} frames in {s['seconds']:.2f} s: {s['channels']} ch, "
-        f"fs {s['fs_measured']:.1f} Hz measured / {s['fs_nominal']:g} Hz nominal, "
-        f"CPU {s['cpu_percent']:.1f} % of one core"
-    )
-    print(
-        f"lost ticks {s['lost_ticks']}, CRC errors {s['crc_errors']}, bytes skipped "
-        f"{s['bytes_skipped']}, overrun flags {s['overrun_flags']}, reconnects {s['reconnects']}"
-    )
+    else:
+        print(f"{s['board']['line']}  ({s['source']})")
+        print(
+            f"{s['frames']} frames in {s['seconds']:.2f} s: {s['channels']} ch, "
+            f"fs {s['fs_measured']:.1f} Hz measured / {s['fs_nominal']:g} Hz nominal, "
+            f"CPU {s['cpu_percent']:.1f} % of one core"
+        )
+        print(
+            f"lost ticks {s['lost_ticks']}, CRC errors {s['crc_errors']}, bytes skipped "
+            f"{s['bytes_skipped']}, overrun flags {s['overrun_flags']}, "
+            f"reconnects {s['reconnects']}"
+        )
+    if s["problem"]:
+        print(f"emgfb stream: error: {s['problem']}", file=sys.stderr)
+        return 1
     return 0
 
 

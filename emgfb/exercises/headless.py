@@ -3,14 +3,16 @@
 This module owns :func:`run_session`, a synchronous, deterministic loop without threads
 of its own (the :class:`~emgfb.recording.SessionWriter` keeps its writer thread) and
 without :class:`~emgfb.live.LiveSession`: for each chunk it lets the autopilot patient
-(simulated boards only) react to the runner's cue, reads the next chunk, writes it,
+(simulated boards only) react to the runner's cue, reads the next chunk and writes it
+(one step of the :class:`~emgfb.live.pump.SourcePump`, which also ends the session by the
+protocol's length plus a grace whatever the board does),
 computes its envelope (:class:`~emgfb.dsp.EnvelopePipeline`, the settings stored in the
 file), feeds the :class:`~emgfb.exercises.runner.SessionRunner` and stores its markers;
 the calibration, protocol and scores documents are stored as soon as they change and
 again at the end. With ``sim://?speed=0`` a session runs as fast as the CPU allows and
 its results depend only on the seeds. KeyboardInterrupt ends it cleanly and keeps the
-file. Imports ``acquisition``, ``dsp``, ``recording``, ``config``, ``montage``,
-``errors`` and the other ``exercises`` modules; never the GUI.
+file. Imports ``acquisition``, ``dsp``, ``recording``, ``live`` (channel set-up and pump),
+``config``, ``montage``, ``errors`` and the other ``exercises`` modules; never the GUI.
 """
 
 from __future__ import annotations
@@ -24,10 +26,11 @@ from urllib.parse import urlencode
 
 from emgfb.acquisition.source import open_source, parse_source_url
 from emgfb.config import load_frontend
-from emgfb.errors import ConfigError
 from emgfb.exercises.autopilot import AutopilotPatient
 from emgfb.exercises.protocol import Protocol, load_protocol
 from emgfb.exercises.runner import RunnerEvent, SessionRunner
+from emgfb.live.channels import resolve_channels
+from emgfb.live.pump import PumpEnd, SourcePump
 from emgfb.montage import Montage, load_montage
 
 log = logging.getLogger(__name__)
@@ -57,6 +60,11 @@ class SessionResult:
         The documents stored.
     recording_error
         The writer's error message, if it failed.
+    source_error
+        Why the source ended the session early (failed, or silent past the protocol's
+        length plus the grace), one line; else None.
+    signum
+        The signal that interrupted the session (2 Ctrl-C, 15 SIGTERM), else 0.
     """
 
     path: Path
@@ -69,6 +77,8 @@ class SessionResult:
     scores: list[dict[str, Any]] = field(default_factory=list)
     calibration: dict[str, Any] = field(default_factory=dict)
     recording_error: str | None = None
+    source_error: str | None = None
+    signum: int = 0
 
 
 def session_source_url(url: str, montage: Montage, montage_arg: str) -> str:
@@ -158,15 +168,10 @@ def run_session(
     result = SessionResult(output, proto)
     say = progress or (lambda line: None)
     with source:
-        info = source.info
-        if info.n_channels != mont.n_channels:
-            raise ConfigError(f"source {url!r} sends {info.n_channels} channels: expected "
-                              f"{mont.n_channels} for montage {mont.name!r}")
-        uv = getattr(source, "uv_per_count", None)
-        uv = fe.uv_per_count(info.bits, info.vref_mv) if uv is None else uv
-        off = getattr(source, "offset_counts", None)
-        off = fe.offset_counts(info.bits, info.vref_mv) if off is None else off
-        pipe = EnvelopePipeline(cfg, info.fs, info.n_channels, uv, off)
+        setup = resolve_channels(source, mont, fe)  # the one channel set-up, front-end check
+        info = setup.info
+        pipe = EnvelopePipeline(cfg, info.fs, info.n_channels, setup.uv_per_count,
+                                setup.offset_counts)
         runner = SessionRunner(proto, mont, info.fs,
                                reference_window_s=cfg.calibration.reference_window_ms / 1000)
         model = getattr(source, "model", None)
@@ -174,34 +179,34 @@ def run_session(
         extra = {"source_url": url, "protocol": proto.name, "session": "guided",
                  "autopilot": {"seed": seed} if pilot else None}
         writer = SessionWriter(
-            output, info=info, montage=mont, uv_per_count=uv, offset_counts=off,
-            subject=subject, notes=notes, dsp_config=cfg.as_dict(),
-            frontend={"name": fe.name, "gain": fe.gain, "band_hz": list(fe.band_hz),
-                      "offset_mv": fe.offset_mv, "electrodes": ""},
-            extra_meta=extra,
+            output, info=info, montage=mont, uv_per_count=setup.uv_per_count,
+            offset_counts=setup.offset_counts, subject=subject, notes=notes,
+            dsp_config=cfg.as_dict(), frontend=setup.frontend_meta(), extra_meta=extra,
         )
         writer.start()
         writer.set_document("protocol", runner.protocol_document())
+        # the protocol's length is the --seconds promise: the session ends by then (plus
+        # the pump's grace) whatever the board does
+        pump = SourcePump(source, [writer.write], seconds=runner.total_ticks / info.fs + 1.0)
         next_report = 0.0
         try:
-            while not runner.finished:
+            while not runner.finished and not pump.done:
                 if pilot is not None:
                     pilot.update(runner.cue)
-                chunk = source.read(timeout=1.0)
-                if chunk is None or not len(chunk):
-                    if source.finished:
-                        log.warning("source %s ended before the protocol", url)
-                        break
+                chunk = pump.step(timeout=1.0)
+                if chunk is None:
                     continue
-                writer.write(chunk)
                 env = pipe.process(chunk.counts, tick=chunk.tick)
                 events = runner.feed(chunk.tick, env)
                 _store(events, runner, writer, say)
                 if runner.elapsed_s >= next_report:
                     say(_status(runner))
                     next_report += progress_every_s
-        except KeyboardInterrupt:
+            if pump.end is PumpEnd.FINISHED and not runner.finished:
+                log.warning("source %s ended before the protocol", url)
+        except KeyboardInterrupt as exc:
             result.interrupted = True
+            result.signum = getattr(exc, "signum", 2)
             log.warning("session interrupted at %.1f s", runner.elapsed_s)
         finally:
             if model is not None:
@@ -210,6 +215,7 @@ def run_session(
             writer.set_document("protocol", runner.protocol_document())
             writer.set_document("scores", runner.scores)
             writer.close()
+    result.source_error = pump.problem
     result.finished = runner.finished
     result.samples = writer.samples_written
     result.lost_ticks = writer.lost_ticks

@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 #: Wall-time seconds a run may take beyond its ``seconds`` of signal (start-up, a source
 #: catching up) before the pump gives up on the source.
-GRACE_S = 3.0
+GRACE_S = 2.0
 
 ChunkSink = Callable[[Chunk], None]
 
