@@ -37,6 +37,11 @@ K_FREQ = K_PHASE ** 2 / 2.0
 K_FLL = 0.3
 FLL_DEAD_HZ = 0.15
 LINE_SNR = 30.0
+#: Summed line SNR at which the phase loop runs at half its gain.
+SNR_FULL_GAIN = 5000.0
+#: The frequency-locked loop pulls in during the first seconds only; later the phase loop
+#: follows the (slow) drift, without the frequency loop's noise.
+ACQUIRE_S = 1.5
 #: A block whose non-hum power is more than e**GATE_LOG (8x) the quiet level is activity.
 GATE_LOG = math.log(8.0)
 
@@ -245,11 +250,16 @@ class MainsCanceller:
             turn = meas * prev.conj()
             fll = self._fll_harmonics & ~np.isnan(turn)
             s_fll = np.where(fll, np.maximum(np.abs(meas) ** 2 - noise, 0.0), 0.0)
+            # signal-to-noise of each line's phase, |c|² / (σ²/block)
+            snr = np.where(ok, line / (quiet / self.block), 0.0)
             if s_fll.sum() > 0:
                 rate = np.where(fll, np.angle(np.where(fll, turn, 1.0)), 0.0)
                 eps = float((weight * s_fll * rate / self.harmonics[:, None]).sum()
                             / s_fll.sum()) / self.block
-                if abs(eps) > self._fll_dead:  # pull-in only; the phase loop fine-tunes
+                # noise of that turn: a phase read at SNR ρ scatters by 1/sqrt(2ρ)
+                spread = 1.0 / math.sqrt(max(float((snr * fll).sum()), 1e-12)) / self.block
+                acquiring = self._blocks * self.block < ACQUIRE_S * self.fs
+                if acquiring and abs(eps) > max(self._fll_dead, 4.0 * spread):
                     self._nu = float(np.clip(self._nu + K_FLL * eps, -self._nu_max,
                                              self._nu_max))
             if total > 0:
@@ -257,6 +267,10 @@ class MainsCanceller:
                     err = np.where(line > 0, (innov * a_old.conj()).imag / line, 0.0)
                 theta = float((weight * strength * err / self.harmonics[:, None]).sum()
                               / total)
+                # the loop slows down on weak lines, where each phase reading is noisy
+                rho = float((weight * snr * (strength > 0)).sum())
+                loop = rho / (rho + SNR_FULL_GAIN)
+                theta *= loop
                 self._nu = float(np.clip(self._nu + self.k_freq * theta, -self._nu_max,
                                          self._nu_max))
                 self._phase += self.k_phase * theta

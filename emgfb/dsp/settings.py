@@ -40,7 +40,7 @@ class NotchConfig:
 
     enabled: bool = True
     mains_hz: int = 50
-    method: str = "iir"
+    method: str = "track"
     tau_s: float = 0.5
     track_hz: float = 0.6
     q: float = 30.0

@@ -89,9 +89,8 @@ def test_time_rows_missing_are_gaps(tmp_path, make_emg, rng) -> None:
     table = read_signal_csv(out)
     assert len(table.data) == keep.sum()
     pipe = EnvelopePipeline(load_dsp_config(), FS, 1)
-    # a 25 ms gap is bridged: blank at most while the notches ring, back within 250 ms
-    assert np.isfinite(table.data[pipe.envelope_settle:3000]).all()
-    assert np.isfinite(table.data[3000 + 500:]).all()
+    # a 25 ms gap is bridged: the envelope never blanks after the start-up
+    assert np.isfinite(table.data[pipe.envelope_settle:]).all()
 
 
 def test_process_recording_uses_its_stored_settings(tmp_path) -> None:

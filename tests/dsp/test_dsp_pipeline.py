@@ -141,9 +141,11 @@ def test_reset_and_errors(make_emg, rng) -> None:
 def test_describe_is_json_ready() -> None:
     d = EnvelopePipeline(load_dsp_config(), FS, 2).describe()
     text = json.dumps(d)
-    assert d["mains"] == {"method": "iir"} and d["notch_hz"][:3] == [50.0, 100.0, 150.0]
-    cfg = load_dsp_config().replace(notch=NotchConfig(method="track"))
-    d = EnvelopePipeline(cfg, FS, 2, line_hz=50.2).describe()
+    assert d["mains"]["method"] == "track" and d["mains"]["line_hz"] == 50.0
+    cfg = load_dsp_config().replace(notch=NotchConfig(method="iir"))
+    iir = EnvelopePipeline(cfg, FS, 2).describe()
+    assert iir["mains"] == {"method": "iir"} and iir["notch_hz"][:3] == [50.0, 100.0, 150.0]
+    d = EnvelopePipeline(load_dsp_config(), FS, 2, line_hz=50.2).describe()
     assert d["mains"]["method"] == "track" and d["mains"]["line_hz"] == 50.2
     assert d["notch_hz"] == []  # no fixed notches
     assert d["window_samples"] == 200 and "settle_db" in text

@@ -32,16 +32,20 @@ def line_amplitude(y: np.ndarray, fs: float, f0: float) -> float:
 
 
 @pytest.mark.shared
-@pytest.mark.parametrize(("which", "ch"), [("01", 0), ("01", 1), ("03", 0)])
-def test_mains_line_drops_by_30_db(shared_data, which, ch) -> None:
-    """The 50 Hz line, measured by lock-in at its own frequency. (File 03's corrugator line
-    stands only ~15 dB above the EMG floor, so a 30 dB drop cannot be measured there.)"""
+@pytest.mark.parametrize(("which", "ch", "rest"), [("01", 0, (4500, 16500)),
+                                                   ("01", 1, (4500, 16500)),
+                                                   ("03", 0, (4500, 10000))])
+def test_mains_line_drops_by_30_db(shared_data, which, ch, rest) -> None:
+    """The 50 Hz line, measured by lock-in at its own frequency over rest. (File 03's
+    corrugator line stands only ~15 dB above the EMG floor, so a 30 dB drop cannot be
+    measured there; its zygomaticus contracts at 5.2-6.5 s, and the EMG's own 50 Hz content,
+    which the mains removal keeps, would read as hum left over.)"""
     table, x = peak(shared_data, which)
     assert table.fs == 2000.0
     pipe = EnvelopePipeline(load_dsp_config(), table.fs, 2)
     pipe.process(x, table.tick)
     filt = pipe.last_filtered
-    seg = slice(4500, 16500)  # clear of every NULL gap and its settling time
+    seg = slice(*rest)  # clear of every NULL gap and its settling time
     assert not np.isnan(filt[seg]).any()
     grid = np.arange(49.9, 50.1, 0.005)
     f0 = grid[np.argmax([line_amplitude(x[seg, ch], table.fs, f) for f in grid])]
