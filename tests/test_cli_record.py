@@ -129,7 +129,6 @@ def _record_until(tmp_path, url, seconds, fault):
     import time
 
     out = tmp_path / "rec.h5"
-    t0 = time.monotonic()
     proc = subprocess.Popen(
         [sys.executable, "-m", "emgfb", "record", "--source", url, "--seconds", str(seconds),
          "-o", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)

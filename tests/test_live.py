@@ -114,3 +114,118 @@ def test_montage_must_match_the_board():
     with pytest.raises(SessionError, match="8 channels"):
         s.start()
     assert not _live_threads()
+
+
+# -- the live commands as real processes: kill -9 with DSP held up, Ctrl-C, SIGTERM --------
+
+FS_PROC = 2000
+SIM_PROC = f"sim://?speed=1&seed=5&ch=6&fs={FS_PROC}"
+
+
+def _start(tmp_path, command, hold_dsp_s=0.0):
+    """Start ``emgfb -v live --record`` or ``emgfb -v session`` on a real-time simulated
+    board (offscreen Qt); return the process, the file and its stderr lines."""
+    import os
+    import queue
+    import subprocess
+    import sys
+
+    out = tmp_path / "live.h5"
+    if command == "live":
+        argv = ["live", "--source", SIM_PROC, "--record", str(out)]
+    else:
+        argv = ["session", "--protocol", "demo", "--source", SIM_PROC.replace("ch=6&", ""),
+                "-o", str(out)]
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen",
+           "EMGFB_TEST_HOLD_DSP_S": str(hold_dsp_s)}
+    proc = subprocess.Popen([sys.executable, "-m", "emgfb", "-v", *argv], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    lines: queue.Queue[str] = queue.Queue()
+
+    def read_stderr() -> None:
+        with proc.stderr:
+            for line in proc.stderr:
+                lines.put(line)
+        lines.put("")
+
+    threading.Thread(target=read_stderr, daemon=True).start()
+    return proc, out, lines
+
+
+def _wait_line(lines, needle, timeout=60.0):
+    import queue
+    import time
+
+    seen, deadline = [], time.monotonic() + timeout
+    while True:
+        try:
+            line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            line = ""
+        seen.append(line)
+        if needle in line:
+            return
+        if not line:
+            pytest.fail(f"never saw {needle!r}: {''.join(seen)}")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", ["live", "session"])
+def test_kill_9_while_dsp_is_held_up_loses_at_most_one_second(tmp_path, command):
+    import os
+    import signal
+    import time
+
+    proc, out, lines = _start(tmp_path, command, hold_dsp_s=60)
+    try:
+        _wait_line(lines, "live session started")
+        # the processing worker holds its first chunk for 60 s (a stalled DSP); the
+        # recording must go on regardless: run 4 s, then kill -9
+        threading.Event().wait(4.0)
+        killed_at = time.time()
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        proc.kill()
+    with open_recording(out) as rec:
+        assert rec.recovered and rec.tick[0] == 0
+        np.testing.assert_array_equal(rec.tick, np.arange(rec.n_samples))
+        # the real-time board began with the recording (its tick 0 is the file's start
+        # time, to a few ms): what it sent by the kill, less what the file holds
+        import datetime as dt
+
+        start = dt.datetime.fromisoformat(rec.meta["start_time_utc"].replace("Z", "+00:00"))
+        sent_s = killed_at - start.timestamp()
+        lost_s = sent_s - rec.n_samples / FS_PROC
+        assert sent_s > 3.5 and lost_s <= 1.0, f"lost {lost_s:.2f} s of {sent_s:.2f} s"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command, sig, code", [
+    ("live", "SIGINT", 130), ("live", "SIGTERM", 143),
+    ("session", "SIGINT", 130), ("session", "SIGTERM", 143),
+])
+def test_signals_end_the_window_within_two_seconds_with_the_file_complete(
+        tmp_path, command, sig, code):
+    import signal
+    import time
+
+    proc, out, lines = _start(tmp_path, command)
+    try:
+        _wait_line(lines, "live session started")
+        threading.Event().wait(1.0)  # let it record a little
+        t0 = time.monotonic()
+        proc.send_signal(getattr(signal, sig))
+        rc = proc.wait(10)
+        took = time.monotonic() - t0
+    finally:
+        proc.kill()
+    err = []
+    while (line := lines.get(timeout=10)) != "":
+        err.append(line)
+    err = "".join(err)
+    assert rc == code and took <= 2.0, (rc, took, err)
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    with open_recording(out) as rec:
+        assert rec.meta["complete"] is True and not rec.recovered
+        assert rec.n_samples > 0

@@ -79,7 +79,11 @@ def run(args: argparse.Namespace) -> int:
                           frontend=args.frontend, lsl=args.lsl,
                           markers_from=args.markers_from)
     session.start()
-    from emgfb.gui.app import run_window
+    try:  # a signal before the window runs still finishes the recording
+        from emgfb.gui.app import run_window
 
-    return run_window(session, view=args.view or "setup", screenshot=args.screenshot,
-                      after=args.after, record_dir=args.record_dir, fps=args.fps, size=size)
+        return run_window(session, view=args.view or "setup", screenshot=args.screenshot,
+                          after=args.after, record_dir=args.record_dir, fps=args.fps,
+                          size=size)
+    finally:
+        session.stop()

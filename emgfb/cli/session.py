@@ -77,7 +77,7 @@ def run_window(args: argparse.Namespace) -> int:
     """The live window on the feedback view, the protocol driving it, recording to -o."""
     from emgfb.acquisition.source import parse_source_url
     from emgfb.cli.live import check_display, parse_size
-    from emgfb.exercises.headless import prepare, session_source_url, summary_lines
+    from emgfb.exercises.headless import prepare, session_source_url
     from emgfb.live import LiveSession
     from emgfb.recording.schema import check_subject
     from emgfb.recording.writer import check_new_path
@@ -96,7 +96,16 @@ def run_window(args: argparse.Namespace) -> int:
     if args.notes:
         session.record_meta["session_notes"] = args.notes
     session.start()
+    try:  # a signal before the window runs still finishes the recording
+        return _guided_window(session, proto, args, autopilot, size)
+    finally:
+        session.stop()
+
+
+def _guided_window(session, proto, args: argparse.Namespace, autopilot: bool,  # noqa: ANN001
+                   size: tuple[int, int]) -> int:
     from emgfb.exercises.guided import GuidedDriver
+    from emgfb.exercises.headless import summary_lines
     from emgfb.gui.app import run_window as run_gui
 
     drivers: list[GuidedDriver] = []

@@ -3,20 +3,23 @@
 Owns :func:`run_window`, which the ``emgfb live`` and ``emgfb replay`` subcommands call
 with a started :class:`~emgfb.live.LiveSession`: it creates (or reuses) the
 QApplication, applies the emgfb style, shows the main window, optionally saves a PNG of it
-after some seconds and quits, and always stops the session on the way out. Imports Qt and
-``emgfb.gui``.
+after some seconds and quits, and always stops the session on the way out; Ctrl-C and
+SIGTERM close the window like its close button (exit 130/143, the recording complete).
+Imports Qt, ``emgfb.interrupts``, ``emgfb.live`` and ``emgfb.gui``.
 """
 
 from __future__ import annotations
 
 import gc
 import logging
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from PyQt5 import QtCore, QtWidgets, sip
 
+from emgfb import interrupts
 from emgfb.gui import theme
 from emgfb.gui.main_window import MainWindow
 from emgfb.live import LiveSession
@@ -103,6 +106,11 @@ def run_window(session: LiveSession, *, view: str = "setup", replay: bool = Fals
         app = ensure_app()
         win = MainWindow(session, view, replay=replay, replay_info=replay_info,
                          record_dir=record_dir, fps=fps)
+        # Ctrl-C and SIGTERM close the window (never a traceback inside a slot); the timer
+        # gives Python a moment every 100 ms to run its signal handlers during Qt's loop
+        wake = QtCore.QTimer(win)
+        wake.timeout.connect(lambda: None)
+        wake.start(100)
         win.resize(*size)
         if on_window is not None:
             on_window(win)
@@ -114,11 +122,16 @@ def run_window(session: LiveSession, *, view: str = "setup", replay: bool = Fals
                 win.close()
 
             QtCore.QTimer.singleShot(int(max(0.0, after) * 1000), shoot)
-        app.exec_()
+        with interrupts.divert(lambda _signum: QtCore.QTimer.singleShot(0, win.close)):
+            app.exec_()
         win.shutdown()
         dispose(win)
     finally:
         session.stop()
+    if interrupts.received() is not None:
+        log.warning("window closed by %s; recording finished",
+                    signal.Signals(interrupts.received()).name)
+        return 128 + interrupts.received()  # 130 Ctrl-C, 143 SIGTERM
     if session.error:
         log.error("session ended with an error: %s", session.error)
         return 1

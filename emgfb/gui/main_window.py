@@ -25,7 +25,7 @@ from emgfb.gui.model import DisplayModel
 from emgfb.gui.power import on_mains_power
 from emgfb.gui.replay_view import ReplayBar, ReplayView
 from emgfb.gui.setup_view import SetupView
-from emgfb.live import LiveSession
+from emgfb.live import LiveSession, SessionState
 
 log = logging.getLogger(__name__)
 
@@ -118,13 +118,23 @@ class MainWindow(QtWidgets.QMainWindow):
                       "replay": self.replay_view}
         for key in VIEWS:
             self.tabs.addTab(self.views[key], VIEW_TITLES[key])
+        # a failure the clinician must see at once (never a counting REC beside a recording
+        # that stopped): a red banner above the views
+        self.alert_banner = QtWidgets.QLabel()
+        self.alert_banner.setObjectName("alertBanner")
+        self.alert_banner.setWordWrap(True)
+        self.alert_banner.setStyleSheet(
+            f"background: {theme.RECORDING}; color: white; font-weight: bold; "
+            "padding: 6px 10px; border-radius: 3px;")
+        self.alert_banner.hide()
+        lay.addWidget(self.alert_banner)
         lay.addWidget(self.tabs, 1)
 
         self.replay_bar: ReplayBar | None = None
         self._replay_markers: list[tuple[float, str]] = []
         if replay:
             self.replay_bar = ReplayBar(float(info.get("duration", 0.0)),
-                                        float(getattr(session.source, "speed", 1.0)))
+                                        session.playback.speed)
             self.replay_bar.play_toggled.connect(self.set_playing)
             self.replay_bar.speed_changed.connect(self.set_speed)
             self.replay_bar.timeline.seek_requested.connect(self.seek)
@@ -242,13 +252,14 @@ class MainWindow(QtWidgets.QMainWindow):
                 self.replay_bar.set_position(pos)
 
     def refresh_status(self) -> None:
-        """Update the status line (4 Hz)."""
-        s = self.session
-        c = s.counters()
+        """Update the status line and the alert banner from one status snapshot (4 Hz)."""
+        st = self.session.status()
+        s, c = self.session, st.counters
         lab = self.status_labels
-        state = s.state if s.state != "running" else s.source.status.state
-        if s.error:
-            state = f"error: {s.error}"
+        state = st.state.value if st.state is not SessionState.RUNNING else \
+            st.source.split(":", 1)[0]
+        if st.error:
+            state = f"error: {st.error}"
         _set(lab["source"], f"Source: {s.source_url}  ({state})")
         _set(lab["rate"], f"{s.fs:g} Hz × {s.n_channels} ch")
         _set(lab["frames"], f"frames {c.frames:,}".replace(",", " "))
@@ -258,14 +269,24 @@ class MainWindow(QtWidgets.QMainWindow):
         for key, bad in (("lost", c.lost_ticks), ("crc", c.crc_errors),
                          ("reconnects", c.reconnects)):
             lab[key].setStyleSheet(f"color: {theme.CEILING_CROSSED};" if bad else "")
-        path = s.recording_path
-        if path is not None:
-            secs = s.recording_seconds
+        path = st.recording_path
+        if st.recording_error:
+            _set(lab["record"], f"■ REC stopped: {path.name if path else ''}")
+            lab["record"].setStyleSheet(f"color: {theme.RECORDING}; font-weight: bold;")
+        elif path is not None:
+            secs = st.recording_s
             _set(lab["record"], f"● REC {path.name}  {int(secs // 60):02d}:{int(secs % 60):02d}")
             lab["record"].setStyleSheet(f"color: {theme.RECORDING}; font-weight: bold;")
         else:
             _set(lab["record"], "not recording" if not self.replay else "replay")
             lab["record"].setStyleSheet(f"color: {theme.TEXT_MUTED};")
+        alerts = []
+        if st.recording_error:
+            alerts.append(_recording_alert(st.recording_error, path))
+        if st.error:
+            alerts.append(f"Signal stopped: {st.error}")
+        _set(self.alert_banner, "\n".join(alerts))
+        self.alert_banner.setVisible(bool(alerts))
         paused = " (paused)" if self.model.frozen else ""
         _set(lab["fps"], f"display {self.frame_stats.fps():.0f} fps{paused}")
         if self.record_action.isChecked() != (path is not None):
@@ -394,6 +415,17 @@ class MainWindow(QtWidgets.QMainWindow):
         if not self.grab().save(str(path), "PNG"):
             raise EmgfbError(f"{path}: cannot write the screenshot")
         return path
+
+
+def _recording_alert(error: str, path: Path | None) -> str:
+    """``"Recording stopped ...: why (file.h5)"``, from the writer's one-line error."""
+    if path is not None and error.startswith(f"{path}: "):
+        error = error[len(f"{path}: "):]
+    if error.lower().startswith("recording stopped"):
+        error = "R" + error[1:]
+    else:
+        error = f"Recording stopped: {error}"
+    return f"{error} ({path.name})" if path is not None else error
 
 
 def _set(label: QtWidgets.QLabel, text: str) -> None:

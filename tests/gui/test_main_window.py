@@ -125,3 +125,25 @@ def test_closing_the_window_stops_everything(make_window, qtbot, tmp_path, live_
     assert not live_threads()
     with open_recording(path) as rec:
         assert rec.meta["complete"]
+
+
+def test_a_failed_recording_shows_a_red_banner_never_a_counting_rec(make_window, qtbot,
+                                                                    tmp_path):
+    import errno
+
+    win = make_window()
+    win.session.start_record(tmp_path / "full.h5")
+    rec = win.status_labels["record"]
+    qtbot.waitUntil(lambda: rec.text().startswith("● REC full.h5"), timeout=10000)
+    assert not win.alert_banner.isVisible()
+    # the writer meets the error a disk filled by another program gives (its own path)
+    writer = win.session.recording._writer
+    writer._fail(OSError(errno.ENOSPC, "No space left on device"), "disk full")
+    qtbot.waitUntil(win.alert_banner.isVisible, timeout=5000)
+    text = win.alert_banner.text()
+    assert text.startswith("Recording stopped") and "No space left on device" in text
+    assert text.endswith("(full.h5)")
+    assert "● REC" not in rec.text() and "stopped" in rec.text()
+    status = win.session.status()
+    assert not status.recording and "No space left" in status.recording_error
+    win.grab().save(str(tmp_path / "banner.png"))
