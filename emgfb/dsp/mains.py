@@ -122,6 +122,14 @@ class MainsCanceller:
         self._shown = np.zeros((k, c), complex)  # amplitudes subtracted: active lines only
         self._basis()
 
+    def expect(self, line_hz: float) -> None:
+        """Centre the tracking range on ``line_hz`` (e.g. the nominal moved by a measured
+        clock error); the tracked frequency moves into the new range if it lies outside."""
+        nu_total = self._omega0 + self._nu
+        self.line_hz = float(line_hz)
+        self._omega0 = 2.0 * math.pi * self.line_hz / self.fs
+        self._nu = float(np.clip(nu_total - self._omega0, -self._nu_max, self._nu_max))
+
     @property
     def frequency_hz(self) -> float:
         """The tracked line frequency in sample time (Hz)."""

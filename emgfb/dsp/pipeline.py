@@ -160,6 +160,13 @@ class EnvelopePipeline:
             "config": self.config.as_dict(),
         }
 
+    def expect_line_hz(self, line_hz: float) -> None:
+        """Where the mains line is expected in sample time (from
+        :meth:`~emgfb.dsp.clock.RateEstimate.line_hz`): re-centres the canceller's range."""
+        self.line_hz = float(line_hz)
+        if self.mains is not None:
+            self.mains.expect(line_hz)
+
     @property
     def mains_frequency_hz(self) -> float | None:
         """The line frequency the canceller tracks now (None without one)."""

@@ -159,6 +159,8 @@ class LiveSession:
         self._quality_checker: Any = None
         self._quality: list[Any] = []
         self._last_data: float | None = None  # monotonic time of the last processed chunk
+        self._clock: Any = None  # SampleRateEstimator of the board's true rate
+        self._rate: Any = None  # its latest RateEstimate
         self._markers: list[Marker] = []
         self._lock = threading.Lock()  # markers and counters
         self._counters = SessionCounters()
@@ -247,6 +249,7 @@ class LiveSession:
 
     def _configure(self, source: Source) -> None:
         from emgfb.dsp import ChannelStateTracker, EnvelopePipeline, load_dsp_config
+        from emgfb.dsp.clock import SampleRateEstimator
 
         try:
             ch = self.channels = resolve_channels(source, self._montage_arg, self._frontend_arg)
@@ -261,6 +264,7 @@ class LiveSession:
                                           ch.uv_per_count, ch.offset_counts)
         self._quality_checker = ChannelStateTracker(self.dsp_config, ch.fs, ch.n_channels,
                                                     self.adc_max, ch.uv_per_count)
+        self._clock = SampleRateEstimator(ch.fs)
         n = ch.n_channels
         self.normalisation = Normalisation(
             np.zeros(n), np.full(n, DEFAULT_REFERENCE_UV), np.zeros(n, dtype=bool)
@@ -371,9 +375,18 @@ class LiveSession:
         with self._lock:
             c = SessionCounters(**self._counters.__dict__)
         c.newest_index = self.newest_index
+        rate = self._rate
+        if rate is not None:
+            c.fs_estimate_hz, c.clock_ppm = rate.fs_hz, rate.ppm
         if self.source is not None:
             c.__dict__.update(self.source.stats.as_dict())
         return c
+
+    @property
+    def sample_rate_estimate(self) -> Any:
+        """The board's true sample rate (:class:`~emgfb.dsp.clock.RateEstimate`) measured
+        from host receive times, or None before ~10 s of data (for recordings and exports)."""
+        return self._rate
 
     @property
     def state(self) -> str:
@@ -591,6 +604,7 @@ class LiveSession:
             if item is _RESTART:
                 self._pipeline.reset()
                 self._quality_checker.reset()
+                self._clock.reset()
                 self.hub.restart()
             else:
                 self._process_chunk(item)
@@ -609,6 +623,11 @@ class LiveSession:
         raw_uv = (counts.astype(np.float64) - ch.offset_counts) * ch.uv_per_count
         q = self._quality_checker.update(raw_uv, counts, filtered)
         self._last_data = time.monotonic()
+        self._clock.observe(int(tick[-1]), chunk.host_time)
+        rate = self._clock.estimate
+        if rate is not None and rate is not self._rate:  # a new fit: place the mains filter
+            self._rate = rate
+            self._pipeline.expect_line_hz(rate.line_hz(self.dsp_config.notch.mains_hz))
         dt = time.perf_counter() - t0
         if q:
             self._quality = list(q)

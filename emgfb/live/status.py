@@ -50,12 +50,17 @@ class SessionCounters(SourceStats):
     dsp_dropped
         Samples the processing worker never saw because it fell behind the source by more
         than its bounded queue holds (shown as a gap; the recording still has them).
+    fs_estimate_hz, clock_ppm
+        The board's true sample rate measured from host receive times, and its deviation
+        from nominal in ppm (NaN before ~10 s of data; :mod:`emgfb.dsp.clock`).
     """
 
     chunks: int = 0
     newest_index: int = -1
     dsp_seconds: float = 0.0
     dsp_dropped: int = 0
+    fs_estimate_hz: float = float("nan")
+    clock_ppm: float = float("nan")
 
 
 @dataclass(frozen=True)
