@@ -53,6 +53,7 @@ from emgfb.acquisition.source import Chunk, Marker, Source, query_param, registe
 from emgfb.errors import ConfigError, DeviceError
 from emgfb.montage import Channel, Montage
 from emgfb.protocol import BoardInfo
+from emgfb.worker import Worker
 
 log = logging.getLogger(__name__)
 
@@ -472,9 +473,7 @@ class LslMarkerInlet:
         self.received = 0
         self.time_correction = 0.0
         self._inlet: Any = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.error: str | None = None
+        self._worker: Worker | None = None
 
     def start(self) -> None:
         """Resolve and open the marker stream, estimate the clock offset, start pulling."""
@@ -486,46 +485,44 @@ class LslMarkerInlet:
         except Exception as exc:  # pylsl's TimeoutError/LostError
             raise DeviceError(f"{self.url}: cannot open the marker stream ({exc})") from None
         self._inlet = inlet
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="emgfb-lsl-markers",
-                                        daemon=True)
-        self._thread.start()
+        self._worker = Worker("emgfb-lsl-markers", self._run).start()
         log.info("LSL marker inlet open: %s", self.url)
 
-    def _run(self) -> None:
+    @property
+    def error(self) -> str | None:
+        """Why the inlet thread stopped (it is logged), or None."""
+        exc = self._worker.error if self._worker is not None else None
+        return None if exc is None else f"{type(exc).__name__}: {exc}"
+
+    def _run(self, stop: threading.Event) -> None:
         pending: list[tuple[str, float]] = []
-        try:
-            # The first offset estimate takes ~0.7 s: here, not in start(), so the session's
-            # first chunk (which anchors the sample clock) is read without a backlog.
-            # Markers meanwhile wait in the inlet's buffer.
-            self.time_correction = float(self._inlet.time_correction(self.timeout))
-            log.info("LSL marker clock offset %+.6f s (%s)", self.time_correction, self.url)
-            while not self._stop.is_set():
-                sample, ts = self._inlet.pull_sample(timeout=0.05)
-                if sample is not None:
-                    label = " ".join(str(v) for v in sample)
-                    try:
-                        self.time_correction = float(self._inlet.time_correction(0.5))
-                    except Exception as exc:  # keep the last estimate
-                        log.debug("time_correction failed: %s", exc)
-                    pending.append((label, float(ts) + self.time_correction))
-                if pending and self.clock.anchored:
-                    for label, t in pending:
-                        marker = Marker(max(0, self.clock.tick_at(t)), label, self.kind)
-                        self.on_marker(marker)
-                        self.received += 1
-                        log.info("LSL marker %r at tick %d", label, marker.tick)
-                    pending.clear()
-        except Exception as exc:  # surfaced as state, never swallowed
-            log.exception("LSL marker inlet failed")
-            self.error = f"{type(exc).__name__}: {exc}"
+        # a failure ends the Worker with .error set, logged once
+        # The first offset estimate takes ~0.7 s: here, not in start(), so the session's
+        # first chunk (which anchors the sample clock) is read without a backlog.
+        # Markers meanwhile wait in the inlet's buffer.
+        self.time_correction = float(self._inlet.time_correction(self.timeout))
+        log.info("LSL marker clock offset %+.6f s (%s)", self.time_correction, self.url)
+        while not stop.is_set():
+            sample, ts = self._inlet.pull_sample(timeout=0.05)
+            if sample is not None:
+                label = " ".join(str(v) for v in sample)
+                try:
+                    self.time_correction = float(self._inlet.time_correction(0.5))
+                except Exception as exc:  # keep the last estimate
+                    log.debug("time_correction failed: %s", exc)
+                pending.append((label, float(ts) + self.time_correction))
+            if pending and self.clock.anchored:
+                for label, t in pending:
+                    marker = Marker(max(0, self.clock.tick_at(t)), label, self.kind)
+                    self.on_marker(marker)
+                    self.received += 1
+                    log.info("LSL marker %r at tick %d", label, marker.tick)
+                pending.clear()
 
     def stop(self, timeout: float = 2.0) -> None:
         """Stop the thread and close the inlet (idempotent)."""
-        self._stop.set()
-        thread, self._thread = self._thread, None
-        if thread is not None:
-            thread.join(timeout)
+        if self._worker is not None:  # kept: its error stays readable
+            self._worker.stop(timeout)
         inlet, self._inlet = self._inlet, None
         if inlet is not None:
             inlet.close_stream()

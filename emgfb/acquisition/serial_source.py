@@ -60,6 +60,7 @@ from emgfb.protocol import (
     FrameDecoder,
     parse_board_line,
 )
+from emgfb.worker import Worker
 
 log = logging.getLogger(__name__)
 
@@ -292,7 +293,7 @@ class SerialSource(Source):
         self._cond = threading.Condition()
         self._stop_evt = threading.Event()
         self._drain_evt = threading.Event()  # stop() sent 'stop': read until quiet, then end
-        self._thread: threading.Thread | None = None
+        self._thread: Worker | None = None
         self._last_frame_mono = 0.0
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -317,9 +318,7 @@ class SerialSource(Source):
         self._drain_evt.clear()
         self._begin_run(port, first_tick=0)
         self._set_status("streaming", info.line)
-        self._thread = threading.Thread(
-            target=self._run, name=f"SerialSource({self.target})", daemon=True
-        )
+        self._thread = Worker(f"SerialSource({self.target})", lambda _stop: self._run())
         self._thread.start()
 
     def read(self, timeout: float | None = 0.1) -> Chunk | None:

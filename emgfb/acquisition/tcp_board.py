@@ -36,6 +36,7 @@ from typing import Any
 from emgfb.acquisition.virtual_board import VirtualBoard
 from emgfb.errors import ConfigError, DeviceError
 from emgfb.protocol import frame_length
+from emgfb.worker import Worker
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +93,7 @@ class TcpBoard:
         self._out = bytearray()
         self._cmd = b""
         self._budget: int | None = None  # bytes still to forward before a scheduled drop
-        self._thread: threading.Thread | None = None
+        self._thread: Worker | None = None
         self._stop_evt = threading.Event()
         self._drop_evt = threading.Event()
         self._lock = threading.Condition()
@@ -164,7 +165,7 @@ class TcpBoard:
         self._listener = listener
         self._open_pty()
         self._stop_evt.clear()
-        self._thread = threading.Thread(target=self._run, name="tcp-board", daemon=True)
+        self._thread = Worker("tcp-board", lambda _stop: self._run())
         self._thread.start()
         log.info("network board on %s (%s)", self.url, self.board.info.line)
 

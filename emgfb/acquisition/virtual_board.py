@@ -32,6 +32,7 @@ from emgfb.acquisition.board_faults import FaultPlan, InjectedFaults
 from emgfb.acquisition.simulator import FacialEmgModel
 from emgfb.errors import ConfigError, DeviceError
 from emgfb.protocol import BoardInfo
+from emgfb.worker import Worker
 
 __all__ = ["FaultPlan", "InjectedFaults", "VirtualBoard"]
 
@@ -90,7 +91,7 @@ class VirtualBoard:
         self._lock = threading.Lock()  # guards the emulator between thread and callers
         self._port_changed = threading.Condition()
         self._connections = 0
-        self._thread: threading.Thread | None = None
+        self._thread: Worker | None = None
         self._stop_evt = threading.Event()
         self._error: BaseException | None = None
         self._master = self._slave = -1
@@ -149,7 +150,7 @@ class VirtualBoard:
             raise ConfigError(f"virtual board: link {self._link} exists and is not a symlink")
         self._stop_evt.clear()
         self._open_pty()
-        self._thread = threading.Thread(target=self._run, name="virtual-board", daemon=True)
+        self._thread = Worker("virtual-board", lambda _stop: self._run())
         self._thread.start()
         log.info("virtual board on %s (%s)", self.port, self.info.line)
 
