@@ -24,6 +24,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,7 +89,7 @@ class TextTable:
     path: Path
     comments: list[str] = field(default_factory=list)
     lines: list[str] = field(default_factory=list)
-    line_no: list[int] = field(default_factory=list)
+    line_no: Sequence[int] = field(default_factory=list)
 
     def delimiter(self) -> str:
         """The delimiter of the first content line (most frequent outside quotes)."""
@@ -109,17 +110,40 @@ class TextTable:
 
 
 def split_table(path: Path, text: str) -> TextTable:
-    """Split ``text`` into ``#`` comments and content lines, remembering line numbers."""
+    """Split ``text`` into ``#`` comments and content lines, remembering line numbers.
+
+    Comments and blank lines usually sit at the top only: the rest is then taken whole
+    (one regular-expression scan instead of a look at every line).
+    """
     table = TextTable(path)
-    for no, line in enumerate(text.splitlines(), start=1):
+    lines = text.splitlines()
+    top = 0
+    while top < len(lines) and (not lines[top].strip() or is_comment(lines[top])):
+        if lines[top].strip():
+            table.comments.append(lines[top].lstrip()[1:].strip())
+        top += 1
+    rest = "\n".join(lines[top:])
+    plain = "#" not in rest and "\n\n" not in rest and "\n " not in rest and "\n\t" not in rest
+    if plain or _SKIPPED.search(rest) is None:
+        table.lines = lines[top:]
+        table.line_no = range(top + 1, len(lines) + 1)
+        return table
+    numbers: list[int] = []
+    for no in range(top, len(lines)):
+        line = lines[no]
         if not line.strip():
             continue
         if is_comment(line):
             table.comments.append(line.lstrip()[1:].strip())
         else:
             table.lines.append(line)
-            table.line_no.append(no)
+            numbers.append(no + 1)
+    table.line_no = numbers
     return table
+
+
+#: A blank or comment line after the first content line.
+_SKIPPED = re.compile(r"^[ \t\f\v]*(#|$)", re.MULTILINE)
 
 
 def read_table(path: Path) -> TextTable:

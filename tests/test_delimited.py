@@ -17,7 +17,7 @@ def test_comments_blank_lines_and_quoted_cells(tmp_path):
                     '0.0,1.5,"rep:a, b"\n0.5,NULL,\n', encoding="utf-8")
     table = read_table(path)
     assert table.comments == ["emgfb export: what=uv", "indented comment"]
-    assert table.line_no == [4, 5, 6]
+    assert list(table.line_no) == [4, 5, 6]
     assert table.delimiter() == ","
     assert table.cells(1, ",") == ["0.0", "1.5", "rep:a, b"]
     vals = table.numeric(1, ",", n_cols=3, usecols=[0, 1])

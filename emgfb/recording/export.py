@@ -1,13 +1,16 @@
-"""Export of an emgfb session to CSV or EDF+/BDF+ for other tools.
+"""Export of an emgfb session to CSV or EDF+/BDF+ for other tools, block by block.
 
 This module owns turning an open :class:`~emgfb.recording.reader.Recording` into the
 values to export (raw counts, µV, or envelopes computed with :mod:`emgfb.dsp`) and
-writing them. It imports ``errors``, ``recording.reader`` (via :func:`export_recording`),
-``dsp`` (envelopes only), numpy and pyedflib; never the GUI. An existing output file is
-never replaced unless ``force`` is given, and never the session read nor any HDF5 file
-(:mod:`emgfb.outputs`, the output rule of every command): the output is written to a
-temporary file next to it and moved into place at the end, so a failed export leaves
-nothing half-written.
+writing them as CSV or, through :mod:`emgfb.recording.edf_writer`, EDF+/BDF+. The session
+is read in blocks (:meth:`~emgfb.recording.reader.Recording.iter_blocks`), so memory does
+not grow with its length (a second pass computes value ranges first). It imports
+``errors``, ``outputs``, ``delimited``, ``recording.reader`` (via
+:func:`export_recording`), ``recording.edf_writer``, ``dsp`` (envelopes and filter
+descriptions) and numpy; never the GUI. An existing output file is never replaced unless
+``force`` is given, and never the session read nor any HDF5 file (:mod:`emgfb.outputs`,
+the output rule of every command): the output is written to a temporary file next to it
+and moved into place at the end, so a failed export leaves nothing half-written.
 
 CSV layout (UTF-8, comma-separated, ``\\n`` line ends)::
 
@@ -18,7 +21,8 @@ CSV layout (UTF-8, comma-separated, ``\\n`` line ends)::
     0.0000000,0,12.5,-3.75,...,
     0.0005000,1,10.0,-1.25,...,"rep:rep 1 start"
 
-* Lines starting with ``#`` are metadata; the first line without ``#`` is the header.
+* Lines starting with ``#`` are metadata; the first line without ``#`` is the header
+  (:mod:`emgfb.delimited` reads it; ``emgfb import`` and ``emgfb process`` read it back).
 * ``time_s`` = (tick - first tick) / fs; ``tick`` is the absolute sample tick. Lost
   samples are *not* filled: a gap shows as a tick (and time) step larger than one.
 * Channel values: ``raw`` = the stored integer counts; ``uv`` = (counts - offset) ×
@@ -27,24 +31,27 @@ CSV layout (UTF-8, comma-separated, ``\\n`` line ends)::
 * ``marker``: the markers placed at that sample as ``kind:label``, several separated by
   `` | ``; the cell is CSV-quoted when needed. Markers inside a gap go to the next sample.
 
-EDF+/BDF+ (``--format edf`` / ``bdf``): one signal per channel, physical dimension ``uV``
-(``count`` for raw), annotations (EDF+ TAL) for every marker (``kind:label``), for every
-gap (``gap: N lost samples``, with its duration; the gap's samples are written as 0 µV
-because EDF+C is continuous) and for the padding of the last data record. Counts that fit
-the digital range (16-bit EDF, 24-bit BDF) are stored exactly; otherwise, and for
-envelopes, values are rescaled to the full digital range (the quantisation step is
-reported). The data record holds ``round(fs)`` samples and lasts ``round(fs)/fs`` s, so
-non-integer rates (imported OpenBCI 250.331 Hz) are kept to within 10 µs per record.
-The patient field holds the session's pseudonymous subject code only.
+EDF+/BDF+ (``--format edf`` / ``bdf``): one signal per channel labelled ``EMG <label>``
+(so MNE and EDFbrowser type it as EMG), physical dimension ``uV`` (``count`` for raw),
+the prefilter field from the analog front-end's band (``HP:20Hz LP:500Hz``) plus, for
+envelopes, the DSP settings that made them; annotations (EDF+ TALs) for every marker
+(``kind:label``) and ``BAD_ACQ_SKIP`` with its duration for every gap and for the padding
+of the last data record (EDF+C is continuous: those samples are written as 0 µV, and
+analysis tools exclude ``BAD_ACQ_SKIP`` spans). The start time keeps its sub-second part
+(UTC, as the session). Counts that fit the digital range (16-bit EDF, 24-bit BDF) are
+stored exactly; otherwise, and for envelopes, values are rescaled to the full digital
+range (the step is reported). The data record holds ``round(fs)`` samples and lasts
+``round(fs)/fs`` s, so non-integer rates (imported OpenBCI 250.331 Hz) are kept to within
+10 µs per record. The patient field holds the session's pseudonymous subject code only;
+``reduce_dates`` keeps the year and the time of day of the start and sets the date to
+1 January (the default for anonymised exports, which also drop the subject code).
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 import math
-import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -55,14 +62,15 @@ import numpy as np
 from emgfb.delimited import cell_value, quote_cell, read_table, split_lines
 from emgfb.errors import RecordingError
 from emgfb.outputs import atomic_output, check_output
+from emgfb.recording.edf_writer import DIGITAL, SKIP, ChannelScale, EdfWriter, Signal
 
 log = logging.getLogger(__name__)
 
 EXPORT_FORMATS = ("csv", "edf", "bdf")
 EXPORT_WHAT = ("raw", "uv", "envelope")
 CSV_FORMAT_VERSION = 1
-_EDF_DIGITAL = {"edf": (-32768, 32767), "bdf": (-8388608, 8388607)}
-_CSV_ROWS_PER_BLOCK = 50_000
+#: Samples per block read from the session (and data records per EDF write, about).
+BLOCK_ROWS = 1 << 16
 
 
 @dataclass
@@ -98,6 +106,8 @@ def export_recording(
     *,
     force: bool = False,
     dsp_config: str | Path | None = None,
+    anonymise: bool = False,
+    reduce_dates: bool | None = None,
 ) -> ExportResult:
     """Export the session ``src`` to ``out``.
 
@@ -116,6 +126,12 @@ def export_recording(
     dsp_config
         DSP settings for ``envelope`` (a TOML path or bundled name); default: the
         configuration stored in the session, else the bundled default.
+    anonymise
+        Leave the subject code out (EDF patient field ``X``); dates are reduced unless
+        ``reduce_dates`` is False.
+    reduce_dates
+        Keep only the year and time of day of the start (EDF+/BDF+); default: as
+        ``anonymise``.
 
     Raises
     ------
@@ -129,22 +145,24 @@ def export_recording(
     if what not in EXPORT_WHAT:
         raise RecordingError(f"--what {what!r}: expected one of {', '.join(EXPORT_WHAT)}")
     out = check_output(out, inputs=[src], force=force)
+    reduce = anonymise if reduce_dates is None else reduce_dates
     with open_recording(src) as rec:
-        values, unit, notes = signal_values(rec, what, dsp_config)
+        source = SessionValues(rec, what, dsp_config)
         with atomic_output(out, inputs=[src], force=force) as tmp:
             if fmt == "csv":
-                write_csv(rec, tmp, values, unit, what)
+                write_csv(source, tmp)
+                notes = list(source.notes)
             else:
-                notes += write_edf(rec, tmp, values, unit, what, bdf=fmt == "bdf")
+                notes = write_edf(source, tmp, kind=fmt, anonymise=anonymise,
+                                  reduce_dates=reduce)
         result = ExportResult(out, fmt, what, rec.n_samples, rec.n_channels, len(rec.markers),
                               int(len(rec.gaps)), notes)
     log.info("exported %s to %s (%s, %s)", src, out, fmt, what)
     return result
 
 
-def signal_values(rec: Any, what: str, dsp_config: str | Path | None = None
-                  ) -> tuple[np.ndarray, str, list[str]]:
-    """Values to export for every stored sample, their unit, and notes.
+class SessionValues:
+    """The values of one export, read block by block from an open recording.
 
     Parameters
     ----------
@@ -155,23 +173,65 @@ def signal_values(rec: Any, what: str, dsp_config: str | Path | None = None
     dsp_config
         For ``envelope``: DSP settings; default the session's stored config, else the
         bundled default.
+
+    Attributes
+    ----------
+    unit
+        ``"count"`` (raw) or ``"uV"``.
+    config
+        The DSP settings (envelopes only, else None).
+    notes
+        What a reader should know about the values.
     """
-    notes: list[str] = []
-    if what == "raw":
-        return np.asarray(rec.counts), "count", notes
-    if what == "uv":
-        return rec.uv(), "uV", notes
-    from emgfb.dsp import EnvelopePipeline, load_dsp_config
 
-    cfg = load_dsp_config(dsp_config) if dsp_config is not None else _session_dsp_config(rec)
-    pipe = EnvelopePipeline(cfg, rec.fs, rec.n_channels, rec.uv_per_count, rec.offset_counts)
-    env = pipe.process(np.asarray(rec.counts, dtype=np.float64), tick=rec.tick)
-    notes.append(f"envelope: {pipe.config.envelope.method}, undefined for "
-                 f"{pipe.envelope_settle} samples after the start and after each gap")
-    return env, "uV", notes
+    def __init__(self, rec: Any, what: str, dsp_config: str | Path | None = None,
+                 block_rows: int = BLOCK_ROWS) -> None:
+        self.rec, self.what, self.block_rows = rec, what, block_rows
+        self.unit = "count" if what == "raw" else "uV"
+        self.notes: list[str] = []
+        self.config = None
+        if what == "envelope":
+            from emgfb.dsp import load_dsp_config
+
+            self.config = (load_dsp_config(dsp_config) if dsp_config is not None
+                           else session_dsp_config(rec))
+
+    def blocks(self) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """``(tick, counts, values)`` per block, in order (a fresh DSP state each call)."""
+        rec = self.rec
+        pipe = None
+        if self.what == "envelope":
+            from emgfb.dsp import EnvelopePipeline
+
+            pipe = EnvelopePipeline(self.config, rec.fs, rec.n_channels, rec.uv_per_count,
+                                    rec.offset_counts)
+            self.notes = [f"envelope: {pipe.config.envelope.method}, undefined for "
+                          f"{pipe.envelope_settle} samples after the start and after each "
+                          "gap"]
+        for block in rec.iter_blocks(self.block_rows):
+            counts = block.counts
+            if self.what == "raw":
+                values = counts
+            elif self.what == "uv":
+                values = rec.to_uv(counts)
+            else:
+                values = pipe.process(np.asarray(counts, np.float64), tick=block.tick)
+            yield block.tick, counts, values
 
 
-def _session_dsp_config(rec: Any) -> Any:
+def signal_values(rec: Any, what: str, dsp_config: str | Path | None = None
+                  ) -> tuple[np.ndarray, str, list[str]]:
+    """Values to export for every stored sample (all in memory), their unit, and notes.
+
+    Prefer :class:`SessionValues` for long sessions; this is its whole-session form.
+    """
+    src = SessionValues(rec, what, dsp_config)
+    parts = [v for _, _, v in src.blocks()]
+    values = np.concatenate(parts) if parts else np.zeros((0, rec.n_channels))
+    return values, src.unit, src.notes
+
+
+def session_dsp_config(rec: Any) -> Any:
     """The DSP config stored in the session if it loads, else the bundled default."""
     from emgfb.dsp import dsp_config_from_dict, load_dsp_config
 
@@ -181,56 +241,73 @@ def _session_dsp_config(rec: Any) -> Any:
     return load_dsp_config()
 
 
-def _marker_cells(rec: Any) -> dict[int, str]:
-    """Row index -> 'kind:label | ...' for every marker (markers in gaps go to the next row)."""
-    rows = _marker_rows(rec)
-    cells: dict[int, list[str]] = {}
-    for row, m in zip(rows.tolist(), rec.markers, strict=True):
-        cells.setdefault(row, []).append(f"{m.kind}:{m.label}")
-    return {k: " | ".join(v) for k, v in cells.items()}
+def frontend_filter(rec: Any) -> str:
+    """EDF prefilter text of the analog front-end's band (``HP:20Hz LP:500Hz``), or ``""``."""
+    fe = rec.meta.get("frontend") or {}
+    band = fe.get("band_hz") if isinstance(fe, dict) else None
+    if not band or len(band) != 2:
+        return ""
+    return f"HP:{float(band[0]):g}Hz LP:{float(band[1]):g}Hz"
 
 
-def _marker_rows(rec: Any) -> np.ndarray:
-    ticks = np.array([m.tick for m in rec.markers], dtype=np.int64)
-    if len(ticks) == 0 or rec.n_samples == 0:
-        return np.zeros(len(ticks), dtype=np.int64)
-    return np.minimum(np.searchsorted(rec.tick, ticks, side="left"), rec.n_samples - 1)
+def dsp_filter(config: Any, fs: float) -> str:
+    """EDF prefilter text of the DSP settings that made an envelope."""
+    parts = []
+    if config.highpass.cutoff_hz > 0:
+        parts.append(f"HP:{config.highpass.cutoff_hz:g}Hz")
+    bp = config.bandpass
+    parts.append(f"BP:{bp.low_hz:g}-{min(bp.high_hz, 0.45 * fs):g}Hz")
+    if config.notch.enabled:
+        parts.append(f"N:{config.notch.mains_hz:g}Hz")
+    env = config.envelope
+    parts.append(f"RMS:{env.window_ms:g}ms" if env.method == "rms"
+                 else f"ENV-LP:{env.lowpass_hz:g}Hz")
+    return " ".join(parts)
 
 
-def write_csv(rec: Any, out: Path, values: np.ndarray, unit: str, what: str) -> None:
-    """Write ``values`` (one row per stored sample) as CSV in the layout documented above."""
-    tick = np.asarray(rec.tick, dtype=np.int64)
-    t0 = int(tick[0]) if len(tick) else 0
-    cells = _marker_cells(rec)
-    integer = np.issubdtype(values.dtype, np.integer)
-    fmt = "%d" if integer else "%.10g"
+def marker_texts(rec: Any) -> list[tuple[int, str]]:
+    """``(tick, "kind:label")`` of every marker, sorted by tick."""
+    return sorted(((int(m.tick), f"{m.kind}:{m.label}") for m in rec.markers),
+                  key=lambda m: m[0])
+
+
+def write_csv(source: SessionValues, out: Path) -> None:
+    """Write the values of ``source`` as CSV in the layout documented above, block by block."""
+    rec = source.rec
+    markers = marker_texts(rec)
+    k = 0  # next marker to place
+    integer = source.what == "raw"
+    row_fmt = "%.7f,%d," + ",".join(["%d" if integer else "%.10g"] * rec.n_channels) + ","
+    t0 = None
+    n_written = 0
     with out.open("w", encoding="utf-8", newline="") as fh:
-        fh.write(f"# emgfb export: format_version={CSV_FORMAT_VERSION} what={what} "
-                 f"unit={unit} fs={rec.fs:.10g} source={Path(rec.path).name}\n")
+        fh.write(f"# emgfb export: format_version={CSV_FORMAT_VERSION} what={source.what} "
+                 f"unit={source.unit} fs={rec.fs:.10g} source={Path(rec.path).name}\n")
         fh.write("# channels: label,muscle,side,uv_per_count,offset_counts "
                  "(one '# channel:' line each)\n")
         for ch, c in enumerate(rec.montage.channels):
             fh.write(f"# channel: {c.label},{c.muscle},{c.side},"
                      f"{rec.uv_per_count[ch]:.17g},{rec.offset_counts[ch]:.17g}\n")
-        w = csv.writer(fh, lineterminator="\n")
-        w.writerow(["time_s", "tick", *rec.labels, "marker"])
-        for lo in range(0, len(tick), _CSV_ROWS_PER_BLOCK):
-            hi = min(lo + _CSV_ROWS_PER_BLOCK, len(tick))
-            buf = io.StringIO()
-            block = np.column_stack([
-                ((tick[lo:hi] - t0) / rec.fs),
-                tick[lo:hi],
-            ])
-            body = io.StringIO()
-            np.savetxt(body, values[lo:hi], fmt=fmt, delimiter=",")
-            np.savetxt(buf, block, fmt=["%.7f", "%d"], delimiter=",")
-            lines_v = body.getvalue().replace("nan", "").splitlines()
-            lines_t = buf.getvalue().splitlines()
-            out_lines = []
-            for i, (a, b) in enumerate(zip(lines_t, lines_v, strict=True)):
-                mark = cells.get(lo + i)
-                out_lines.append(f"{a},{b},{quote_cell(mark) if mark else ''}\n")
-            fh.write("".join(out_lines))
+        fh.write(",".join(quote_cell(c) for c in ["time_s", "tick", *rec.labels, "marker"])
+                 + "\n")
+        for tick, _, values in source.blocks():
+            if t0 is None:
+                t0 = int(tick[0])
+            cells: dict[int, list[str]] = {}
+            last = n_written + len(tick) == rec.n_samples
+            while k < len(markers) and (markers[k][0] <= tick[-1] or last):
+                row = min(int(np.searchsorted(tick, markers[k][0], side="left")),
+                          len(tick) - 1)
+                cells.setdefault(row, []).append(markers[k][1])
+                k += 1
+            rows = np.column_stack(((tick - t0) / rec.fs, tick, values)).tolist()
+            lines = [row_fmt % tuple(r) for r in rows]
+            if not integer and np.isnan(values).any():
+                lines = [ln.replace("nan", "") for ln in lines]
+            for i, texts in cells.items():
+                lines[i] += quote_cell(" | ".join(texts))
+            fh.write("\n".join(lines) + "\n")
+            n_written += len(tick)
 
 
 def read_csv_export(path: str | Path) -> dict[str, Any]:
@@ -260,213 +337,176 @@ def read_csv_export(path: str | Path) -> dict[str, Any]:
             "values": values.reshape(len(rows), len(labels)), "markers": markers}
 
 
-def _fmt8(x: float, outward: int = 0) -> float:
-    """``x`` as EDF stores it in 8 characters (rounded away from the data if ``outward``:
-    -1 for a minimum, +1 for a maximum)."""
-    s = f"{x:.8g}"
-    if len(s) <= 8 and "e" not in s:
-        return float(s)
-    int_len = len(f"{int(abs(x))}") + (1 if x < 0 else 0)
-    digits = 8 - int_len - 1
-    if int_len > 8:
-        raise RecordingError(f"physical value {x!r} does not fit EDF's 8-character field")
-    if digits <= 0:
-        return float(math.floor(x) if outward < 0 else math.ceil(x) if outward > 0
-                     else round(x))
-    q = 10.0**-digits
-    v = x / q
-    v = math.floor(v) if outward < 0 else math.ceil(v) if outward > 0 else round(v)
-    return round(v * q, digits)
-
-
-def _edf_num(x: float) -> float | int:
-    """The number to hand pyedflib so that the 8-character header field reads ``x``.
-
-    edflib *truncates* the decimal expansion to 8 characters (65682.84, stored as
-    65682.8399999..., would become "65682.83"), so a non-integer is nudged away from zero
-    by a tenth of the last digit that still fits; integers go as ``int``
-    (``str(6568284.0)`` is 9 characters).
-    """
-    x = _fmt8(x)
-    if float(x).is_integer():
-        return int(x)
-    int_len = len(f"{int(abs(x))}") + (1 if x < 0 else 0)
-    fits = max(0, 8 - int_len - 1)
-    return x + math.copysign(10.0 ** -fits / 10, x)
-
-
-def _short(x: float) -> str | None:
-    """The shortest decimal text (<= 8 characters) equal to ``x``, or None."""
-    for digits in range(0, 8):
-        text = f"{x:.{digits}f}"
-        if len(text) > 8:
-            return None
-        if abs(float(text) - x) <= 1e-9 * max(1.0, abs(x)):
-            return text
-    return None
-
-
-def _exact_bounds(a: float, b: float, lo: int, hi: int, room: int) -> tuple[int, int]:
-    """Widen the digital range [lo, hi] (by at most ``room`` in total) so that both
-    physical ends ``a * d + b`` are exact in EDF's 8-character fields, if possible.
-
-    Then a reader's physical value equals ``a * counts + b`` to rounding; when no such
-    bounds exist nearby the ends are kept and the 8-character rounding is reported.
-    """
-    reach = min(room // 2, 10_000)
-    new_lo = next((lo - k for k in range(reach + 1) if _short(a * (lo - k) + b)), lo)
-    new_hi = next((hi + k for k in range(reach + 1) if _short(a * (hi + k) + b)), hi)
-    return new_lo, new_hi
-
-
-def _channel_digital(
-    counts: np.ndarray | None, values: np.ndarray, a: float, b: float,
-    rows: np.ndarray, n_total: int, dig: tuple[int, int],
-) -> tuple[np.ndarray, float, float, int, int, float | None]:
-    """Digital samples and header ranges of one channel.
-
-    With integer ``counts`` whose span (0 µV included, it fills gaps) fits the digital
-    range, digital = counts - shift exactly and physical = a * counts + b. Otherwise the
-    finite ``values`` are spread over the whole digital range.
-
-    Returns digital, physical min/max, digital min/max and the step of a rescale (None
-    when stored exactly).
-    """
-    if counts is not None and a != 0:
-        zero = -b / a
-        c = counts.astype(np.int64)
-        lo = int(min(c.min(), math.floor(zero))) if len(c) else 0
-        hi = int(max(c.max(), math.ceil(zero))) if len(c) else 1
-        if hi == lo:
-            hi = lo + 1
-        if float(zero).is_integer() and hi - lo <= dig[1] - dig[0]:
-            room = dig[1] - dig[0] - (hi - lo)
-            lo, hi = _exact_bounds(a, b, lo, hi, room)
-            shift = 0 if (lo >= dig[0] and hi <= dig[1]) else lo - dig[0]
-            d = np.full(n_total, int(zero) - shift, dtype=np.int64)
-            d[rows] = c - shift
-            return (d, a * lo + b, a * hi + b, lo - shift, hi - shift, None)
-    finite = values[np.isfinite(values)]
-    lo_v = min(float(finite.min()), 0.0) if len(finite) else 0.0
-    hi_v = max(float(finite.max()), 0.0) if len(finite) else 1.0
-    if hi_v == lo_v:
-        hi_v = lo_v + 1.0
-    pmin, pmax = _fmt8(lo_v, -1), _fmt8(hi_v, +1)
-    step = (pmax - pmin) / (dig[1] - dig[0])
-    d = np.full(n_total, int(round(-pmin / step)) + dig[0], dtype=np.int64)
-    filled = np.where(np.isfinite(values), values, 0.0)
-    d[rows] = np.clip(np.round((filled - pmin) / step) + dig[0], dig[0], dig[1])
-    return d, pmin, pmax, dig[0], dig[1], step
-
-
-def write_edf(rec: Any, out: Path, values: np.ndarray, unit: str, what: str, *,
-              bdf: bool = False) -> list[str]:
-    """Write ``values`` as EDF+ (or BDF+) with marker, gap and padding annotations.
+def write_edf(source: SessionValues, out: Path, *, kind: str = "edf", anonymise: bool = False,
+              reduce_dates: bool = False) -> list[str]:
+    """Write the values of ``source`` as EDF+C (``kind="edf"``) or BDF+C, block by block.
 
     Returns notes on what was not stored exactly.
     """
-    import pyedflib
-
-    notes: list[str] = []
-    kind = "bdf" if bdf else "edf"
-    dig = _EDF_DIGITAL[kind]
-    n_ch, fs = rec.n_channels, float(rec.fs)
-    tick = np.asarray(rec.tick, dtype=np.int64)
-    t0 = int(tick[0]) if len(tick) else 0
-    n_cont = int(tick[-1] - t0 + 1) if len(tick) else 0
+    rec = source.rec
+    dig = DIGITAL[kind]
+    fs = float(rec.fs)
     spr = max(1, int(round(fs)))
     duration = round(spr / fs, 5)
     if not 0.001 <= duration <= 60:
         raise RecordingError(f"{rec.path}: fs = {fs} Hz cannot be written to EDF records")
+    ranges = _ranges(source)
+    t0, t_last = ranges.first_tick, ranges.last_tick
+    n_cont = t_last - t0 + 1 if rec.n_samples else 0
     n_records = max(1, math.ceil(n_cont / spr))
     pad = n_records * spr - n_cont
-    rows = tick - t0
-    counts = np.asarray(rec.counts) if what != "envelope" else None
-    headers, digital = [], []
-    worst, smallest_step = 0.0, math.inf
-    for ch in range(n_ch):
-        a = 1.0 if what == "raw" else float(rec.uv_per_count[ch])
-        b = 0.0 if what == "raw" else -float(rec.offset_counts[ch]) * a
-        if what == "raw" and len(counts) and int(counts[:, ch].max()) - min(
-                int(counts[:, ch].min()), 0) > dig[1] - dig[0]:
-            raise RecordingError(f"{rec.path}: channel {rec.labels[ch]!r}: counts span more "
-                                 f"than the {kind.upper()} digital range; export --what uv "
-                                 "(rescaled) or use --format bdf/csv for exact counts")
-        d, pmin, pmax, dmin, dmax, step = _channel_digital(
-            None if counts is None else counts[:, ch], values[:, ch], a, b, rows,
-            n_records * spr, dig)
-        if step is not None and counts is not None:
-            notes.append(f"{rec.labels[ch]}: counts exceed the {kind.upper()} digital range; "
-                         f"rescaled with a step of {step:.4g} {unit}"
-                         + (" (--format bdf has 24 bits)" if kind == "edf" else ""))
-        if step is None:
-            smallest_step = min(smallest_step, abs(a))
-            spmin, spmax = _fmt8(pmin), _fmt8(pmax)
-            if (spmin, spmax) != (pmin, pmax):
-                # what a reader will compute from the 8-character header fields
-                back = spmin + (d[rows] - dmin) * (spmax - spmin) / (dmax - dmin)
-                worst = max(worst, float(np.max(np.abs(back - values[:, ch]))) if len(rows)
-                            else 0.0)
-            pmin, pmax = spmin, spmax
-        digital.append(np.ascontiguousarray(d.astype(np.int32)))
-        headers.append({
-            "label": rec.labels[ch][:16], "dimension": unit,
-            "sample_frequency": fs, "physical_min": _edf_num(pmin),
-            "physical_max": _edf_num(pmax),
-            "digital_min": dmin, "digital_max": dmax, "transducer": "sEMG electrodes",
-            "prefilter": "emgfb envelope" if what == "envelope" else "",
-        })
-    if worst > 0.01 * smallest_step:
-        notes.append(f"EDF's 8-character physical range fields: values read back within "
-                     f"{worst:.3g} {unit}")
-    file_type = pyedflib.FILETYPE_BDFPLUS if bdf else pyedflib.FILETYPE_EDFPLUS
+    notes = list(source.notes)
+    scales = _channel_scales(source, ranges, dig, kind, notes)
+    prefilter = frontend_filter(rec)
+    if source.what == "envelope":
+        prefilter = " ".join(p for p in (prefilter, dsp_filter(source.config, fs)) if p)
+    elif not prefilter:
+        notes.append("the session does not say its front-end band: prefilter field empty")
+    fe = rec.meta.get("frontend") or {}
+    transducer = "sEMG electrodes" + (f" {fe['electrodes']}" if isinstance(fe, dict)
+                                      and fe.get("electrodes") else "")
+    signals = [Signal(f"EMG {label}", source.unit, scale, transducer, prefilter)
+               for label, scale in zip(rec.labels, scales, strict=True)]
+    start = _start_datetime(rec.meta.get("start_time_utc"))
+    if start is not None and reduce_dates:
+        start = start.replace(month=1, day=1)
+        notes.append("start date reduced to 1 January of its year (time of day kept)")
+    patient = "X" if anonymise else str(rec.meta.get("subject") or "X").replace(" ", "_")
     annotations = _edf_annotations(rec, fs, t0, n_cont, pad)
-    writer = pyedflib.EdfWriter(str(out), n_ch, file_type=file_type)
-    try:
-        with warnings.catch_warnings():
-            # deliberate choices pyedflib warns about on every header update: nudged
-            # physical ranges longer than 8 characters (see _edf_num), an explicit record
-            # duration for non-integer rates
-            warnings.filterwarnings("ignore", message="Physical m.* chars")
-            warnings.filterwarnings("ignore", message="Forcing a specific record_duration")
-            warnings.filterwarnings("ignore", message="Sample frequency .* can not be")
-            writer.setSignalHeaders(headers)
-            subject = str(rec.meta.get("subject") or "X")
-            writer.setPatientCode(subject.replace(" ", "_")[:40])
-            writer.setEquipment("emgfb")
-            start = _start_datetime(rec.meta.get("start_time_utc"))
-            if start is not None:
-                writer.setStartdatetime(start)
-            writer.setDatarecordDuration(duration)
-            writer.set_number_of_annotation_signals(
-                max(1, min(64, math.ceil(len(annotations) / n_records) + 1)))
-            for onset, dur, text in annotations:
-                writer.writeAnnotation(onset, dur, text)
-            writer.writeSamples(digital, digital=True)
-    finally:
-        writer.close()
+    with EdfWriter(out, kind, signals, spr, duration, n_records, start, patient,
+                   "emgfb", annotations) as writer:
+        _write_records(source, writer, scales, t0, n_records * spr)
     if pad:
-        notes.append(f"the last data record is padded with {pad} samples (annotated)")
+        notes.append(f"the last data record is padded with {pad} samples (annotated "
+                     f"{SKIP})")
     if len(rec.gaps):
-        notes.append(f"{len(rec.gaps)} gaps written as 0 µV and annotated 'gap: N lost "
-                     "samples'")
+        notes.append(f"{len(rec.gaps)} gaps written as 0 µV and annotated {SKIP} with their "
+                     "duration")
     return notes
 
 
+@dataclass
+class _Ranges:
+    first_tick: int
+    last_tick: int
+    lo: np.ndarray  # per channel: min of counts (exact path) or of finite values
+    hi: np.ndarray
+    counts_lo: np.ndarray
+    counts_hi: np.ndarray
+
+
+def _ranges(source: SessionValues) -> _Ranges:
+    """First pass: tick span and per-channel value ranges."""
+    n_ch = source.rec.n_channels
+    lo, hi = np.full(n_ch, np.inf), np.full(n_ch, -np.inf)
+    clo, chi = np.full(n_ch, np.inf), np.full(n_ch, -np.inf)
+    first = last = 0
+    seen = False
+    for tick, counts, values in source.blocks():
+        if not seen:
+            first, seen = int(tick[0]), True
+        last = int(tick[-1])
+        c = np.asarray(counts)
+        clo, chi = np.minimum(clo, c.min(axis=0)), np.maximum(chi, c.max(axis=0))
+        v = np.where(np.isfinite(values), values, np.nan)
+        with np.errstate(invalid="ignore"):
+            if np.isfinite(v).any():
+                lo = np.fmin(lo, np.nanmin(np.where(np.isfinite(v), v, np.inf), axis=0))
+                hi = np.fmax(hi, np.nanmax(np.where(np.isfinite(v), v, -np.inf), axis=0))
+    return _Ranges(first, last, lo, hi, clo, chi)
+
+
+def _channel_scales(source: SessionValues, r: _Ranges, dig: tuple[int, int], kind: str,
+                    notes: list[str]) -> list[ChannelScale]:
+    rec = source.rec
+    scales = []
+    worst, smallest_step = 0.0, math.inf
+    for ch in range(rec.n_channels):
+        label = rec.labels[ch]
+        scale = None
+        if source.what != "envelope":
+            a = 1.0 if source.what == "raw" else float(rec.uv_per_count[ch])
+            b = 0.0 if source.what == "raw" else -float(rec.offset_counts[ch]) * a
+            if np.isfinite(r.counts_lo[ch]):
+                scale = ChannelScale.exact(a, b, int(r.counts_lo[ch]), int(r.counts_hi[ch]),
+                                           dig)
+            else:  # no samples
+                scale = ChannelScale.exact(a, b, 0, 1, dig)
+            if scale is None and source.what == "raw":
+                raise RecordingError(
+                    f"{rec.path}: channel {label!r}: counts span more than the "
+                    f"{kind.upper()} digital range; export --what uv (rescaled) or use "
+                    "--format bdf/csv for exact counts")
+            if scale is None:
+                notes.append(f"{label}: counts exceed the {kind.upper()} digital range; "
+                             "rescaled" + (" (--format bdf has 24 bits)" if kind == "edf"
+                                           else ""))
+            else:
+                worst = max(worst, scale.error)
+                smallest_step = min(smallest_step, abs(a))
+        if scale is None:
+            lo = float(r.lo[ch]) if np.isfinite(r.lo[ch]) else 0.0
+            hi = float(r.hi[ch]) if np.isfinite(r.hi[ch]) else 1.0
+            scale = ChannelScale.rescaled(lo, hi, dig)
+            if source.what != "envelope":
+                notes[-1] += f" with a step of {scale.step:.4g} {source.unit}"
+        scales.append(scale)
+    if worst > 0.01 * smallest_step:
+        notes.append(f"EDF's 8-character physical range fields: values read back within "
+                     f"{worst:.3g} {source.unit}")
+    return scales
+
+
+def _write_records(source: SessionValues, writer: EdfWriter, scales: list[ChannelScale],
+                   t0: int, n_total: int) -> None:
+    """Second pass: place each block's samples on the continuous timeline (gaps get the
+    digital 0) and write whole records as they fill."""
+    spr = writer.spr
+    n_ch = len(scales)
+    span = max(spr, (BLOCK_ROWS // spr) * spr)
+    fill = np.array([s.fill for s in scales], np.int64)
+    buf = np.empty((span, n_ch), np.int64)
+    buf[:] = fill
+    buf_start = 0  # continuous sample index of buf[0]
+    for tick, counts, values in source.blocks():
+        rel = np.asarray(tick, np.int64) - t0
+        d = np.column_stack([
+            s.digital((counts if s.step is None else values)[:, ch])
+            for ch, s in enumerate(scales)]) if len(rel) else np.zeros((0, n_ch), np.int64)
+        pos = 0
+        while pos < len(rel):
+            if rel[pos] >= buf_start + span:
+                writer.write(buf)
+                buf[:] = fill
+                buf_start += span
+                continue
+            end = int(np.searchsorted(rel, buf_start + span, side="left"))
+            buf[rel[pos:end] - buf_start] = d[pos:end]
+            pos = end
+    while buf_start < n_total:
+        take = min(span, n_total - buf_start)
+        writer.write(buf[:take])
+        buf[:] = fill
+        buf_start += take
+
+
 def _edf_annotations(rec: Any, fs: float, t0: int, n_cont: int, pad: int
-                     ) -> list[tuple[float, float, str]]:
-    ann: list[tuple[float, float, str]] = []
-    for m in rec.markers:
-        ann.append((max(0.0, (m.tick - t0) / fs), -1, f"{m.kind}:{m.label}"))
-    tick = np.asarray(rec.tick, dtype=np.int64)
+                     ) -> list[tuple[float, float | None, str]]:
+    ann: list[tuple[float, float | None, str]] = []
+    for tick, text in marker_texts(rec):
+        ann.append((max(0.0, (tick - t0) / fs), None, text))
+    n = rec.n_samples
     for g in rec.gaps:
         start_sample, lost = int(g["start_sample"]), int(g["lost_ticks"])
-        if start_sample == 0:
+        if start_sample == 0 or start_sample > n:
             continue  # before the first sample: outside the exported timeline
-        after = int(tick[start_sample]) if start_sample < len(tick) else int(tick[-1]) + 1 + lost
-        ann.append(((after - lost - t0) / fs, lost / fs, f"gap: {lost} lost samples"))
+        if start_sample < n:
+            after = int(rec.read_ticks(start_sample, start_sample + 1)[0])
+        else:
+            after = t0 + n_cont + lost
+        ann.append(((after - lost - t0) / fs, lost / fs, SKIP))
     if pad:
-        ann.append((n_cont / fs, pad / fs, f"padding: {pad} samples after the end"))
+        ann.append((n_cont / fs, pad / fs, SKIP))
     ann.sort(key=lambda a: a[0])
     return ann
 
@@ -484,26 +524,30 @@ def _start_datetime(text: Any) -> datetime | None:
 
 
 def read_edf_export(path: str | Path) -> dict[str, Any]:
-    """Read an EDF+/BDF+ file back with pyedflib (for tests and scripts).
+    """Read an EDF+/BDF+ file back with edfio (for tests and scripts).
 
     Returns
     -------
     dict
-        ``labels``, ``fs`` (per file), ``physical`` (float64 ``(n, ch)``), ``digital``
-        (int ``(n, ch)``), ``annotations`` (list of ``(onset_s, duration_s, text)``),
-        ``dimension`` (per channel).
+        ``labels``, ``fs`` (of the first signal), ``physical`` (float64 ``(n, ch)``),
+        ``digital`` (int ``(n, ch)``), ``annotations`` (list of ``(onset_s, duration_s,
+        text)``, onsets from the start time with its sub-second part), ``dimension`` (per
+        channel), ``prefilter`` (per channel) and ``start`` (datetime).
     """
-    import pyedflib
+    import edfio
 
-    with pyedflib.EdfReader(str(path)) as r:
-        n_ch = r.signals_in_file
-        phys = np.column_stack([r.readSignal(i) for i in range(n_ch)])
-        digi = np.column_stack([r.readSignal(i, digital=True) for i in range(n_ch)])
-        onsets, durs, texts = r.readAnnotations()
-        return {
-            "labels": r.getSignalLabels(), "fs": r.getSampleFrequency(0),
-            "physical": phys, "digital": digi,
-            "annotations": list(zip(onsets.tolist(), durs.tolist(), list(texts),
-                                    strict=True)),
-            "dimension": [r.getPhysicalDimension(i) for i in range(n_ch)],
-        }
+    path = Path(path)
+    with path.open("rb") as fh:
+        bdf = fh.read(1) == b"\xff"
+    f = edfio.read_bdf(path) if bdf else edfio.read_edf(path)
+    sig = [s for s in f.signals]
+    return {
+        "labels": [s.label for s in sig], "fs": sig[0].sampling_frequency,
+        "physical": np.column_stack([s.data for s in sig]),
+        "digital": np.column_stack([s.digital for s in sig]),
+        "annotations": [(a.onset, a.duration if a.duration is not None else -1.0, a.text)
+                        for a in f.annotations],
+        "dimension": [s.physical_dimension for s in sig],
+        "prefilter": [s.prefiltering for s in sig],
+        "start": f.startdatetime,
+    }
