@@ -1,8 +1,10 @@
 """``emgfb process``: envelopes of a CSV table or an emgfb recording, written as CSV.
 
 Thin layer over :class:`emgfb.dsp.EnvelopePipeline` (causal, as live; ``--zero-phase`` for
-the offline variant) and :mod:`emgfb.dsp.signalfile`; emgfb HDF5 sessions are read with
-:func:`emgfb.recording.reader.open_recording`. The output follows :mod:`emgfb.outputs`.
+the offline variant) and :mod:`emgfb.dsp.signalfile`. An emgfb HDF5 session is processed
+block by block (:meth:`emgfb.recording.reader.Recording.iter_blocks`), so memory does not
+grow with its length, with progress on stderr; ``--zero-phase`` needs whole gap-free
+stretches and reads the recording at once. The output follows :mod:`emgfb.outputs`.
 Imports ``dsp``, ``recording``, ``outputs`` and ``errors``.
 """
 
@@ -10,8 +12,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+import numpy as np
 
 from emgfb.errors import ConfigError
 from emgfb.outputs import atomic_output, check_output, is_hdf5
@@ -38,6 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--unit", default="uV", help="unit of CSV values: uV (default) or mV")
     p.add_argument("--zero-phase", action="store_true",
                    help="forward-backward filtering (analysis only; not what was shown live)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     p.set_defaults(func=run)
 
 
@@ -55,6 +62,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--unit = {args.unit!r}: expected uV or mV")
     check_output(args.output, inputs=[args.input], force=args.force)  # before any work
     stored = None
+    if is_hdf5(args.input) and not args.zero_phase:
+        return _stream_recording(args)
     if is_hdf5(args.input):
         table, scale, offset, stored = _read_recording(args.input)
     else:
@@ -67,13 +76,13 @@ def run(args: argparse.Namespace) -> int:
     pipe = EnvelopePipeline(config, table.fs, len(table.names), scale, offset)
     env = pipe.process_offline(table.data, zero_phase=args.zero_phase, tick=table.tick)
     with atomic_output(args.output, inputs=[args.input], force=args.force) as tmp:
-        write_envelope_csv(tmp, table, env, provenance=_provenance(args, config, table))
+        write_envelope_csv(tmp, table, env, provenance=_provenance(args, config, table.fs))
     log.info("%s: %d rows x %d channels at %g Hz -> %s", args.input, len(env),
              len(table.names), table.fs, args.output)
     return 0
 
 
-def _provenance(args: argparse.Namespace, config: DspConfig, table: SignalTable
+def _provenance(args: argparse.Namespace, config: DspConfig, fs: float
                 ) -> list[tuple[str, str]]:
     """What made this CSV: written as ``#`` lines at its top."""
     import json
@@ -83,11 +92,75 @@ def _provenance(args: argparse.Namespace, config: DspConfig, table: SignalTable
     settings = config.as_dict()
     return [
         ("emgfb process", f"emgfb_version={__version__} source={Path(args.input).name} "
-                          f"fs={table.fs:.10g}"),
+                          f"fs={fs:.10g}"),
         ("filtering", "zero-phase (forward-backward, offline analysis only)"
          if args.zero_phase else "causal (as shown live)"),
         ("dsp", json.dumps(settings, sort_keys=True, default=str)),
     ]
+
+
+def _stream_recording(args: argparse.Namespace) -> int:
+    """Causal envelopes of a session, one block at a time, straight into the CSV."""
+    from emgfb.delimited import comment_lines
+    from emgfb.dsp import EnvelopePipeline, dsp_config_from_dict, load_dsp_config
+    from emgfb.dsp.settings import check_sample_rate
+    from emgfb.recording.reader import open_recording
+
+    with open_recording(args.input) as rec:
+        stored = rec.meta.get("dsp_config")
+        if args.config is None and stored:  # re-process a recording as it was shown live
+            config = dsp_config_from_dict(stored, f"{args.input}: dsp_config")
+        else:
+            config = load_dsp_config(args.config)
+        check_sample_rate(rec.fs, f"{args.input}: sampling rate")
+        pipe = EnvelopePipeline(config, rec.fs, rec.n_channels, rec.uv_per_count,
+                                rec.offset_counts)
+        header = ",".join(["time_s"] + [f"{n}_envelope_uV" for n in rec.labels])
+        progress = _Progress(args.input, rec.n_samples, quiet=args.quiet)
+        with atomic_output(args.output, inputs=[args.input], force=args.force) as tmp:
+            with tmp.open("w", encoding="utf-8") as fh:
+                fh.write(comment_lines(_provenance(args, config, rec.fs)) + header + "\n")
+                for block in rec.iter_blocks():
+                    env = pipe.process(block.counts.astype(np.float64), tick=block.tick)
+                    seconds = (block.tick - rec.first_tick) / rec.fs
+                    fh.write(_csv_rows(seconds, env))
+                    progress.update(block.start + len(block.tick))
+        progress.done()
+        log.info("%s: %d rows x %d channels at %g Hz -> %s", args.input, rec.n_samples,
+                 rec.n_channels, rec.fs, args.output)
+    return 0
+
+
+def _csv_rows(seconds: np.ndarray, values: np.ndarray) -> str:
+    """Rows ``time,v1,v2...`` as written by ``write_envelope_csv`` (%.10g, NaN empty)."""
+    row = ",".join(["%.10g"] * (values.shape[1] + 1)) + "\n"
+    table = np.column_stack((seconds, values))
+    text = "".join(row % tuple(r) for r in table.tolist())
+    if np.isnan(values).any():
+        text = text.replace("nan", "")
+    return text
+
+
+class _Progress:
+    """Percent done on stderr, at most every 2 s, only for work longer than that."""
+
+    def __init__(self, path: Path, total: int, quiet: bool) -> None:
+        self.path, self.total, self.quiet = path, max(1, total), quiet
+        self.t0 = time.monotonic()
+        self.next = self.t0 + 2.0
+        self.shown = False
+
+    def update(self, done: int) -> None:
+        now = time.monotonic()
+        if not self.quiet and now >= self.next:
+            print(f"emgfb process: {self.path}: {100 * done / self.total:.0f} % "
+                  f"({now - self.t0:.0f} s)", file=sys.stderr, flush=True)
+            self.next, self.shown = now + 2.0, True
+
+    def done(self) -> None:
+        if self.shown:
+            print(f"emgfb process: {self.path}: 100 % ({time.monotonic() - self.t0:.0f} s)",
+                  file=sys.stderr, flush=True)
 
 
 def _read_recording(path: Path) -> tuple[SignalTable, object, object, dict | None]:

@@ -30,7 +30,7 @@ def replay_info(path: Path) -> dict:
 
     with open_recording(path) as rec:
         s = rec.summary()
-        t0 = int(rec.tick[0]) if rec.n_samples else 0
+        t0 = rec.first_tick
         markers = [((m.tick - t0) / rec.fs, m.label) for m in rec.markers]
     rows = [
         ("File", path.name),

@@ -357,12 +357,18 @@ class Recording:
     def read_ticks(self, start: int, stop: int) -> np.ndarray:
         """Ticks of samples ``start .. stop-1`` (clipped), from the first tick and the gap
         table: no need to read ``raw/tick``."""
-        start, stop = max(0, start), min(stop, self.n_samples)
-        sample = np.arange(start, max(start, stop), dtype=np.int64)
+        start, stop = max(0, start), max(start, min(stop, self.n_samples))
+        tick = np.arange(start + self.first_tick, stop + self.first_tick, dtype=np.int64)
         g = self.gaps
+        if len(g) == 0 or stop == start:
+            return tick
+        # lost ticks before each gap-free segment that overlaps [start, stop)
         lost = np.concatenate(([0], np.cumsum(g["lost_ticks"], dtype=np.int64)))
-        k = np.searchsorted(g["start_sample"], sample, side="right")
-        return self.first_tick + sample + lost[k]
+        bounds = np.asarray(g["start_sample"], np.int64)
+        i0, i1 = np.searchsorted(bounds, [start, stop], side="right")
+        edges = np.concatenate(([start], bounds[i0:i1], [stop]))
+        tick += np.repeat(lost[i0 : i1 + 1], np.diff(edges))
+        return tick
 
     def iter_blocks(
         self, block_rows: int | None = None, start: int = 0, stop: int | None = None,

@@ -34,6 +34,7 @@ from emgfb.acquisition.source import Chunk, Marker, Source, query_param, registe
 from emgfb.errors import ConfigError
 from emgfb.montage import Montage
 from emgfb.protocol import BoardInfo
+from emgfb.recording import schema as S
 from emgfb.recording.reader import Recording, open_recording
 
 log = logging.getLogger(__name__)
@@ -140,7 +141,7 @@ class ReplaySource(Source):
         if rec.n_samples == 0:
             return 0.0
         pos = min(self._pos, rec.n_samples - 1)
-        return float(rec.tick[pos] - rec.tick[0]) / rec.fs
+        return float(self._tick_at(pos) - rec.first_tick) / rec.fs
 
     @property
     def finished(self) -> bool:
@@ -151,6 +152,19 @@ class ReplaySource(Source):
         if self.recording is None:
             raise RuntimeError("ReplaySource: call start() first")
         return self.recording
+
+    # ticks come from the first tick and the gap table, never from a whole tick array, so
+    # memory does not grow with the length of the session
+    def _tick_at(self, index: int) -> int:
+        return int(self._rec().read_ticks(index, index + 1)[0])
+
+    def _first_sample_after(self, tick: float) -> int:
+        """Index of the first sample whose tick is > ``tick`` (``n_samples`` if none)."""
+        rec = self._rec()
+        if rec.n_samples == 0:
+            return 0
+        t = int(np.floor(tick)) + 1
+        return int(min(S.tick_to_sample(t, rec.first_tick, rec.gaps), rec.n_samples))
 
     # -- lifecycle -----------------------------------------------------------------------
     def start(self) -> None:
@@ -171,8 +185,7 @@ class ReplaySource(Source):
             vref_mv=0.0, line="",
         )
         self._chunk_len = max(1, round(self.chunk_ms * rec.fs / 1000.0))
-        self._overrun = np.zeros(rec.n_samples, bool)
-        self._overrun[rec.overrun] = True
+        self._overrun_at = np.sort(rec.overrun)
         self._marker_ticks = np.array([m.tick for m in rec.markers], dtype=np.int64)
         order = np.argsort(self._marker_ticks, kind="stable")
         self._marker_ticks = self._marker_ticks[order]
@@ -194,8 +207,8 @@ class ReplaySource(Source):
             raise ConfigError(f"seek: {seconds!r} s: expected seconds >= 0")
         if rec.n_samples == 0:
             return
-        target = rec.tick[0] + round(seconds * rec.fs)
-        self._pos = int(np.searchsorted(rec.tick, target, side="left"))
+        target = rec.first_tick + round(seconds * rec.fs)
+        self._pos = self._first_sample_after(target - 1)
         if self._pos >= rec.n_samples:
             if self.loop:
                 self._pos = 0
@@ -208,8 +221,7 @@ class ReplaySource(Source):
     def _rebase(self) -> None:
         """Make the next virtual tick continue strictly after the last one delivered, and
         restart the pacing clock at the current position."""
-        rec = self._rec()
-        first = int(rec.tick[self._pos])
+        first = self._tick_at(self._pos)
         if self._last_virtual is not None and first + self._offset <= self._last_virtual + 1:
             self._offset = self._last_virtual + 2 - first
         self._clock_tick = first + self._offset
@@ -253,7 +265,7 @@ class ReplaySource(Source):
 
     def _due_time(self, index: int) -> float:
         rec = self._rec()
-        virtual = int(rec.tick[index]) + self._offset
+        virtual = self._tick_at(index) + self._offset
         return self._clock_t0 + (virtual - self._clock_tick) / (rec.fs * self.speed)
 
     def _wait_due(self, stop: int, timeout: float | None) -> int | None:
@@ -270,7 +282,7 @@ class ReplaySource(Source):
             if not self._running:
                 return None
         now_tick = self._clock_tick + (time.monotonic() - self._clock_t0) * rec.fs * self.speed
-        due = int(np.searchsorted(rec.tick, now_tick - self._offset, side="right"))
+        due = self._first_sample_after(now_tick - self._offset)
         cap = self._pos + max(self._chunk_len, int(_MAX_CATCH_UP_S * rec.fs * self.speed))
         return int(min(max(due, stop), cap, rec.n_samples))
 
@@ -285,18 +297,26 @@ class ReplaySource(Source):
 
     def _deliver(self, a: int, b: int) -> Chunk:
         rec = self._rec()
-        tick = rec.tick[a:b] + self._offset
-        lo = rec.tick[a - 1] if a > 0 else np.iinfo(np.int64).min
-        hi = rec.tick[b - 1] if b < rec.n_samples else np.iinfo(np.int64).max
+        file_tick = rec.read_ticks(max(0, a - 1), b)
+        prev_tick = int(file_tick[0]) if a > 0 else None
+        if a > 0:
+            file_tick = file_tick[1:]
+        tick = file_tick + self._offset
+        lo = prev_tick if prev_tick is not None else np.iinfo(np.int64).min
+        hi = int(file_tick[-1]) if b < rec.n_samples else np.iinfo(np.int64).max
         i0 = int(np.searchsorted(self._marker_ticks, lo, side="right"))
         i1 = int(np.searchsorted(self._marker_ticks, hi, side="right"))
         markers = tuple(
             Marker(m.tick + self._offset, m.label, m.kind) for m in self._markers[i0:i1]
         )
-        chunk = Chunk(tick, self._counts(a, b), self._overrun[a:b].copy(), time.time(), markers)
-        if a > 0 and not self._seam:
+        overrun = np.zeros(b - a, bool)
+        flagged = self._overrun_at[np.searchsorted(self._overrun_at, a):
+                                   np.searchsorted(self._overrun_at, b)]
+        overrun[flagged - a] = True
+        chunk = Chunk(tick, self._counts(a, b), overrun, time.time(), markers)
+        if prev_tick is not None and not self._seam:
             # a gap of the recording between two reads (a seek/loop seam is not one)
-            self.stats.lost_ticks += int(rec.tick[a] - rec.tick[a - 1] - 1)
+            self.stats.lost_ticks += int(file_tick[0] - prev_tick - 1)
         self._seam = False
         self.stats.lost_ticks += chunk.lost_ticks
         self.stats.frames += len(chunk)
