@@ -240,7 +240,6 @@ def export_baseline(rev: str, dest: Path) -> Path:
     archive = subprocess.run(["git", "-C", str(repo), "archive", rev, "emgfb/gui"],
                              capture_output=True, check=True).stdout
     subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
-    (dest / "configs").symlink_to(repo / "configs")  # found next to the package
     return dest
 
 

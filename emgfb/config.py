@@ -3,7 +3,9 @@
 This module owns the shared helpers every room uses to read its settings: :func:`load_toml`
 (parse errors name the file and line) and :class:`Table` (typed look-ups whose errors name
 the file, the key, the value given and what was expected). It also resolves the bundled
-``configs/`` folder and the board / front-end descriptors that give the counts-to-µV scale.
+configs (package data in ``emgfb/configs/<kind>/``, read through :mod:`importlib.resources`
+so they are found wherever the package is installed) and the board / front-end descriptors
+that give the counts-to-µV scale.
 Imports only ``errors``.
 """
 
@@ -13,20 +15,44 @@ import math
 import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
 from emgfb.errors import ConfigError
 
-#: The ``configs/`` folder of a source checkout (also shipped next to the package).
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+#: A path on disk or a bundled resource (both open with ``.open("rb")``).
+ConfigPath = Path | Traversable
+
+
+def bundled_dir(kind: str) -> Traversable:
+    """The bundled configs of one kind (``boards``, ``dsp``, ``frontends``, ``montages``, ...)."""
+    return resources.files("emgfb") / "configs" / kind
+
+
+def bundled_names(kind: str) -> list[str]:
+    """Names (file stems) of the bundled ``<kind>`` configs, sorted.
+
+    >>> bundled_names("boards")
+    ['mega', 'nano', 'uno']
+    """
+    folder = bundled_dir(kind)
+    if not folder.is_dir():
+        return []
+    return sorted(
+        e.name.removesuffix(".toml")
+        for e in folder.iterdir()
+        if e.name.endswith(".toml") and e.is_file()
+    )
 
 _MISSING = object()
 
 
-def load_toml(path: str | Path) -> dict[str, Any]:
+def load_toml(path: str | ConfigPath) -> dict[str, Any]:
     """Read a TOML file, turning every failure into a one-line :class:`ConfigError`."""
-    path = Path(path)
+    if isinstance(path, str):
+        path = Path(path)
     try:
         with path.open("rb") as fh:
             return tomllib.load(fh)
@@ -40,8 +66,8 @@ def load_toml(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
 
 
-def resolve_config(name_or_path: str | Path, kind: str) -> Path:
-    """Find a config by path, or by bare name in ``configs/<kind>/<name>.toml``.
+def resolve_config(name_or_path: str | Path, kind: str) -> ConfigPath:
+    """Find a config by path, or by bare name among the bundled ``<kind>`` configs.
 
     >>> resolve_config("uno", "boards").name
     'uno.toml'
@@ -49,10 +75,10 @@ def resolve_config(name_or_path: str | Path, kind: str) -> Path:
     path = Path(name_or_path)
     if path.suffix == ".toml" or path.exists():
         return path
-    bundled = CONFIG_DIR / kind / f"{name_or_path}.toml"
-    if bundled.exists():
+    bundled = bundled_dir(kind) / f"{name_or_path}.toml"
+    if bundled.is_file():
         return bundled
-    choices = sorted(p.stem for p in (CONFIG_DIR / kind).glob("*.toml"))
+    choices = bundled_names(kind)
     raise ConfigError(
         f"no {kind} config named {str(name_or_path)!r}; expected a .toml path or one of: "
         f"{', '.join(choices) or '(none)'}"
@@ -72,7 +98,7 @@ class Table:
         Dotted key path of this table inside the file (``""`` for the top level).
     """
 
-    def __init__(self, data: dict[str, Any], source: str | Path, prefix: str = ""):
+    def __init__(self, data: dict[str, Any], source: str | ConfigPath, prefix: str = ""):
         if not isinstance(data, dict):
             raise ConfigError(f"{source}: {prefix or 'top level'} must be a table")
         self.data = data
@@ -197,7 +223,7 @@ class FrontendSpec:
 
 
 def load_frontend(name_or_path: str | Path) -> FrontendSpec:
-    """Load ``configs/frontends/<name>.toml`` (or a path) as a :class:`FrontendSpec`."""
+    """Load ``emgfb/configs/frontends/<name>.toml`` (or a path) as a :class:`FrontendSpec`."""
     path = resolve_config(name_or_path, "frontends")
     t = Table(load_toml(path), path)
     t.reject_unknown({"name", "gain", "band_hz", "offset_mv", "description"})
@@ -205,7 +231,7 @@ def load_frontend(name_or_path: str | Path) -> FrontendSpec:
     if len(band) != 2 or not all(isinstance(b, int | float) for b in band) or band[0] >= band[1]:
         raise t.fail("band_hz", band, "[low, high] in Hz with low < high")
     return FrontendSpec(
-        name=t.get("name", str, path.stem),
+        name=t.get("name", str, Path(path.name).stem),
         gain=t.get("gain", float, min=1e-6),
         band_hz=(float(band[0]), float(band[1])),
         offset_mv=t.get("offset_mv", float, 2500.0),

@@ -1,6 +1,6 @@
 """Supported boards and EMG front-ends, and whether a combination can work for facial sEMG.
 
-This module owns the board descriptors (``configs/boards/<name>.toml`` ->
+This module owns the board descriptors (``emgfb/configs/boards/<name>.toml`` ->
 :class:`BoardSpec`, :func:`load_board`), the listing of bundled boards and front-ends, and
 the compatibility rules (:func:`check_frontend`, :meth:`BoardSpec.check_rate`): the counts
 -> µV scale ``vref / 2**bits / gain`` of a board and front-end, a refusal when the
@@ -27,7 +27,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from emgfb.config import CONFIG_DIR, FrontendSpec, Table, load_frontend, load_toml, resolve_config
+from emgfb.config import (
+    FrontendSpec,
+    Table,
+    bundled_names,
+    load_frontend,
+    load_toml,
+    resolve_config,
+)
 from emgfb.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -53,7 +60,7 @@ REST_TONE_UV = (1.0, 3.0)
 
 @dataclass(frozen=True)
 class BoardSpec:
-    """An acquisition board as described by ``configs/boards/<name>.toml``.
+    """An acquisition board as described by ``emgfb/configs/boards/<name>.toml``.
 
     Attributes
     ----------
@@ -117,7 +124,7 @@ class BoardSpec:
 
 
 def load_board(name_or_path: str | Path) -> BoardSpec:
-    """Load ``configs/boards/<name>.toml`` (or a path) as a :class:`BoardSpec`.
+    """Load ``emgfb/configs/boards/<name>.toml`` (or a path) as a :class:`BoardSpec`.
 
     Raises
     ------
@@ -143,7 +150,7 @@ def load_board(name_or_path: str | Path) -> BoardSpec:
         raise t.fail("default_fs", default_fs,
                      f"at most {fs_max[channels - 1]} Hz for default_channels = {channels}")
     return BoardSpec(
-        name=t.get("name", str, path.stem),
+        name=t.get("name", str, Path(path.name).stem),
         description=t.get("description", str, ""),
         mcu=t.get("mcu", str),
         adc_bits=t.get("adc_bits", int, min=8, max=24),
@@ -160,12 +167,12 @@ def load_board(name_or_path: str | Path) -> BoardSpec:
 
 def board_names() -> list[str]:
     """Names of the bundled board descriptors."""
-    return sorted(p.stem for p in (CONFIG_DIR / "boards").glob("*.toml"))
+    return bundled_names("boards")
 
 
 def frontend_names() -> list[str]:
     """Names of the bundled front-end descriptors."""
-    return sorted(p.stem for p in (CONFIG_DIR / "frontends").glob("*.toml"))
+    return bundled_names("frontends")
 
 
 @dataclass(frozen=True)

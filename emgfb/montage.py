@@ -102,7 +102,7 @@ def _check_side(side: str, key: str, source: str, allow_none: bool = True) -> No
 
 
 def load_montage(name_or_path: str | Path) -> Montage:
-    """Load ``configs/montages/<name>.toml`` or a path, validating every channel."""
+    """Load ``emgfb/configs/montages/<name>.toml`` or a path, validating every channel."""
     path = resolve_config(name_or_path, "montages")
     t = Table(load_toml(path), path)
     t.reject_unknown({"name", "description", "affected_side", "channel"})
@@ -123,7 +123,7 @@ def load_montage(name_or_path: str | Path) -> Montage:
     labels = [c.label for c in channels]
     if len(set(labels)) != len(labels):
         raise ConfigError(f"{path}: channel labels must be unique, got {labels}")
-    return Montage(t.get("name", str, path.stem), tuple(channels), affected)
+    return Montage(t.get("name", str, Path(path.name).stem), tuple(channels), affected)
 
 
 def default_montage(n_channels: int) -> Montage:

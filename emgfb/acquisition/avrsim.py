@@ -41,7 +41,7 @@ FIRMWARE_DIR = Path(__file__).resolve().parent.parent.parent / "firmware"
 #: Default build directory (git-ignored).
 BUILD_DIR = FIRMWARE_DIR / "build"
 #: Boards the one sketch builds for (``make BOARD=...``) and the simavr core each runs on.
-#: Must agree with ``mcu`` in ``configs/boards/<board>.toml`` (a test checks).
+#: Must agree with ``mcu`` in ``emgfb/configs/boards/<board>.toml`` (a test checks).
 BOARD_MCUS = {"uno": "atmega328p", "nano": "atmega328p", "mega": "atmega2560"}
 #: simavr's supply and ADC reference; the firmware reports ``vref_mv=5000``.
 SUPPLY_MV = 5000
@@ -114,7 +114,7 @@ def build_firmware(
     fs_hz, channels, baud
         The firmware's compile-time defaults (the board boots with them); ``channels``
         defaults to the board's (Uno 6, Nano 8, Mega 8: ``default_channels`` in
-        ``configs/boards/<board>.toml``).
+        ``emgfb/configs/boards/<board>.toml``).
     timeout
         Seconds to allow ``make``.
     board

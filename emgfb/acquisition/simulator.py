@@ -103,7 +103,7 @@ class FacialEmgModel:
         ADC resolution and reference (10 and 5000 for an Uno).
     frontend
         Analog front-end (gain, mid-rail offset); default the Muscle BioAmp
-        (``configs/frontends/bioamp.toml``, about 2 µV per count on an Uno).
+        (``emgfb/configs/frontends/bioamp.toml``, about 2 µV per count on an Uno).
     mains_hz
         Mains frequency (50 or 60; 0 disables hum).
     hum_uv

@@ -19,6 +19,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print the listing, or the verdict for one board + front-end (ConfigError if refused)."""
+    from emgfb.config import bundled_dir
+    from emgfb.errors import ConfigError
     from emgfb.hardware import (
         board_names,
         check_frontend,
@@ -31,6 +33,10 @@ def run(args: argparse.Namespace) -> int:
     if not (args.board or args.frontend):
         boards = [load_board(n) for n in board_names()]
         frontends = [load_frontend(n) for n in frontend_names()]
+        if not boards or not frontends:
+            missing = "boards" if not boards else "frontends"
+            raise ConfigError(f"{bundled_dir(missing)}: no bundled {missing} descriptors "
+                              f"found; expected *.toml files there (reinstall emgfb)")
         print("\n".join(describe(boards, frontends)))
         return 0
     board = load_board(args.board or "uno")

@@ -54,7 +54,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--source", default=DEFAULT_SOURCE,
                    help=f"source URL or serial port (default {DEFAULT_SOURCE})")
     p.add_argument("--montage", help="montage name or TOML file (default: by channel count)")
-    p.add_argument("--dsp", help="DSP settings name or TOML file (default: configs/dsp)")
+    p.add_argument("--dsp", help="DSP settings name or TOML file (default: bundled)")
     p.add_argument("--record", metavar="FILE.h5", help="record from the start to this file")
     p.add_argument("--record-dir", default=".",
                    help="folder for recordings started with the R key (default: here)")

@@ -39,7 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", type=Path, required=True, help="output CSV")
     p.add_argument("--force", action="store_true", help="replace the output if it exists "
                    "(never the input, never a session)")
-    p.add_argument("--config", help="DSP settings TOML (default configs/dsp/default.toml)")
+    p.add_argument("--config", help="DSP settings name or TOML (default: bundled)")
     p.add_argument("--fs", type=float, help="sampling rate in Hz (CSV without time column)")
     p.add_argument("--unit", default="uV", help="unit of CSV values: uV (default) or mV")
     p.add_argument("--zero-phase", action="store_true",

@@ -19,7 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--speed", type=float, default=1.0, help="playback speed (default 1)")
     p.add_argument("--start", type=float, default=0.0, metavar="SECONDS",
                    help="begin this many seconds into the recording")
-    p.add_argument("--dsp", help="DSP settings name or TOML file (default: configs/dsp)")
+    p.add_argument("--dsp", help="DSP settings name or TOML file (default: bundled)")
     add_screenshot_args(p)
     p.set_defaults(func=run)
 

@@ -3,7 +3,7 @@
 It owns the streaming stages and the :class:`EnvelopePipeline` (causal, stateful, identical
 online and offline, explicit about lost samples), calibration and normalisation, clinical
 metrics (symmetry, co-contraction, synkinesis, onsets), the live channel state and
-its settings (``configs/dsp/default.toml``). It works on numpy arrays only: it may import
+its settings (``emgfb/configs/dsp/default.toml``). It works on numpy arrays only: it may import
 ``emgfb.config``, ``emgfb.montage`` and ``emgfb.errors``, never acquisition, recording or
 any GUI toolkit.
 """

@@ -2,7 +2,7 @@
 
 This module owns every tunable of the DSP room (filters, envelope, gap handling,
 calibration, onset detection, signal-quality thresholds), their defaults in
-``configs/dsp/default.toml`` and their validation: errors name the file, the key, the value
+``emgfb/configs/dsp/default.toml`` and their validation: errors name the file, the key, the value
 given and what was allowed. :meth:`DspConfig.as_dict` is what recordings store.
 Imports ``emgfb.config`` and ``emgfb.errors`` only.
 """
@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from emgfb.config import CONFIG_DIR, Table, load_toml, resolve_config
+from emgfb.config import ConfigPath, Table, bundled_dir, load_toml, resolve_config
 from emgfb.errors import ConfigError
 
 #: Moving-RMS window presets in milliseconds (DOMAIN.md §4).
 RMS_PRESETS_MS: dict[str, float] = {"fast": 50.0, "standard": 100.0, "smooth": 250.0}
 #: The bundled defaults.
-DEFAULT_DSP_CONFIG = CONFIG_DIR / "dsp" / "default.toml"
+DEFAULT_DSP_CONFIG = bundled_dir("dsp") / "default.toml"
 
 
 @dataclass(frozen=True)
@@ -126,7 +126,7 @@ class DspConfig:
     Attributes
     ----------
     highpass, notch, bandpass, envelope, gaps, calibration, onset, quality
-        The sections of ``configs/dsp/default.toml`` of the same names.
+        The sections of ``emgfb/configs/dsp/default.toml`` of the same names.
     source
         File the settings were loaded from (``""`` for built-in defaults).
     """
@@ -160,8 +160,8 @@ def load_dsp_config(path: str | Path | None = None) -> DspConfig:
     Parameters
     ----------
     path
-        A TOML file, or a bare name in ``configs/dsp/``; ``None`` loads the bundled
-        ``configs/dsp/default.toml``. Missing sections or keys take the defaults.
+        A TOML file, or a bare name in ``emgfb/configs/dsp/``; ``None`` loads the bundled
+        ``emgfb/configs/dsp/default.toml``. Missing sections or keys take the defaults.
 
     Returns
     -------
@@ -177,7 +177,7 @@ def load_dsp_config(path: str | Path | None = None) -> DspConfig:
     return dsp_config_from_dict(load_toml(path), path)
 
 
-def dsp_config_from_dict(data: dict[str, Any], source: str | Path = "stored DSP config"
+def dsp_config_from_dict(data: dict[str, Any], source: str | ConfigPath = "stored DSP config"
                          ) -> DspConfig:
     """Validate a nested dict of settings (a parsed TOML file, or :meth:`DspConfig.as_dict`
     as stored in a recording) and return the :class:`DspConfig`.

@@ -1,6 +1,6 @@
 """Exercises room: guided retraining sessions (protocols, runner, scoring, autopilot).
 
-This package owns the session scripts (``configs/protocols/*.toml``, validated by
+This package owns the session scripts (``emgfb/configs/protocols/*.toml``, validated by
 :mod:`~emgfb.exercises.protocol`), the target shapes a patient follows
 (:mod:`~emgfb.exercises.targets`), the pure tick-driven :class:`SessionRunner` that cues
 the patient, inserts markers, calibrates and scores every repetition

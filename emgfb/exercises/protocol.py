@@ -1,4 +1,4 @@
-"""Session scripts: the TOML schema of ``configs/protocols/*.toml`` and its validation.
+"""Session scripts: the TOML schema of ``emgfb/configs/protocols/*.toml`` and its validation.
 
 This module owns :class:`Protocol` (a named list of :class:`Step`), its loader
 :func:`load_protocol` and :meth:`Protocol.check_montage`. Everything a session needs is
@@ -256,7 +256,7 @@ class Protocol:
 
 
 def load_protocol(name_or_path: str | Path, montage: Montage | None = None) -> Protocol:
-    """Load and validate ``configs/protocols/<name>.toml`` (or a path).
+    """Load and validate ``emgfb/configs/protocols/<name>.toml`` (or a path).
 
     Parameters
     ----------
@@ -288,7 +288,7 @@ def load_protocol(name_or_path: str | Path, montage: Montage | None = None) -> P
     muscles = tuple(dict.fromkeys(
         m for s in steps for m in ((s.muscle,) if s.muscle else ()) + s.target + s.suppress))
     protocol = Protocol(
-        name=t.get("name", str, path.stem), description=t.get("description", str, ""),
+        name=t.get("name", str, Path(path.name).stem), description=t.get("description", str, ""),
         montage=t.get("montage", str, "face6"), steps=tuple(steps), source=str(path),
         muscles=muscles,
     )

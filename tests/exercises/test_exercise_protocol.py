@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from emgfb.config import CONFIG_DIR
+from emgfb.config import bundled_names
 from emgfb.errors import ConfigError
 from emgfb.exercises.protocol import load_protocol
 from emgfb.exercises.targets import Target
@@ -35,7 +35,7 @@ def _write(tmp_path: Path, text: str) -> Path:
     return p
 
 
-@pytest.mark.parametrize("name", sorted(p.stem for p in (CONFIG_DIR / "protocols").glob("*.toml")))
+@pytest.mark.parametrize("name", bundled_names("protocols"))
 def test_bundled_protocols_load_with_their_montage(name: str) -> None:
     proto = load_protocol(name)
     proto.check_montage(load_montage(proto.montage))

@@ -1,6 +1,6 @@
 """The one sketch on every board: Uno, Nano (A6/A7) and Mega 2560 (A8..A15 via MUX5).
 
-All three build; the board descriptors (configs/boards) agree with what each firmware
+All three build; the board descriptors (emgfb/configs/boards) agree with what each firmware
 reports and accepts; the Nano and the Mega run in simavr and pass a shorter version of the
 Uno's firmware-in-the-loop checks (test_fil.py): every channel's sine back at its frequency
 and amplitude through the real serial driver, contiguous ticks, no CRC errors, a waveform
