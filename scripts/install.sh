@@ -39,6 +39,23 @@ if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv
   fi
 fi
-.venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e ".[test]"
+# Python packages: only what is missing. check_install.py answers from installed metadata,
+# offline; pip (and so the package index) is asked only when something is missing or
+# pyproject.toml changed. Builds use the venv's own setuptools (--no-build-isolation), so a
+# reinstall of emgfb itself needs no network either once the build requirements are there.
+if missing=$(.venv/bin/python scripts/check_install.py); then
+  echo "install.sh: Python packages complete, nothing to install"
+else
+  echo "install.sh: installing Python packages; missing or stale:"
+  sed 's/^/  /' <<<"$missing"
+  mapfile -t build_requires < <(.venv/bin/python scripts/check_install.py --build-requires)
+  .venv/bin/python -m pip install -q "${build_requires[@]}"
+  .venv/bin/python -m pip install -q --no-build-isolation -e ".[test]"
+  .venv/bin/python scripts/check_install.py --stamp
+  if ! missing=$(.venv/bin/python scripts/check_install.py); then
+    echo "install.sh: still missing after pip install:" >&2
+    sed 's/^/  /' <<<"$missing" >&2
+    exit 1
+  fi
+fi
 echo "install.sh: ready ($(.venv/bin/python --version), emgfb in .venv)"
