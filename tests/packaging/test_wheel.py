@@ -107,7 +107,7 @@ def test_installed_wheel_runs_outside_the_tree(dist, tmp_path):
         stats = json.loads(_ok(_run(
             [emgfb, "stream", "--source", "sim://?speed=0&seed=1", "--seconds", "1", "--json"],
             cwd=work, env=env)))
-        assert stats["frames"] > 1000 and stats["lost_ticks"] == 0
+        assert stats["frames"] >= 1000 and stats["lost_ticks"] == 0
 
         _ok(_run([emgfb, "session", "--protocol", "demo", "--headless", "-o", "s.h5"],
                  cwd=work, env=env))
