@@ -202,3 +202,60 @@ def test_record_seconds_is_kept_when_the_board_comes_back_changed(tmp_path):
     assert last.startswith("emgfb record: error: ") and "came back with ch=6" in last, err
     with open_recording(out) as rec:
         assert rec.meta["complete"] is True and rec.n_channels == 4 and rec.n_samples >= 1000
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command, sig, code", [
+    ("record", "SIGINT", 130), ("record", "SIGTERM", 143),
+    ("session", "SIGINT", 130), ("session", "SIGTERM", 143),
+    ("stream", "SIGTERM", 143),
+])
+def test_headless_commands_end_on_a_signal_within_two_seconds(tmp_path, command, sig, code):
+    import queue
+    import signal
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    out = tmp_path / "s.h5"
+    url = "sim://?speed=1&seed=2"
+    argv = {"record": ["record", "--source", url, "-o", str(out)],
+            "session": ["session", "--headless", "--protocol", "demo", "--source", url,
+                        "-o", str(out)],
+            "stream": ["stream", "--source", url, "--seconds", "60"]}[command]
+    proc = subprocess.Popen([sys.executable, "-m", "emgfb", "-v", *argv],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    lines: queue.Queue[str] = queue.Queue()
+
+    def read_stderr() -> None:
+        with proc.stderr:
+            for line in proc.stderr:
+                lines.put(line)
+        lines.put("")
+
+    threading.Thread(target=read_stderr, daemon=True).start()
+    seen: list[str] = []
+    try:
+        while "simulated board started" not in (line := lines.get(timeout=60)):
+            seen.append(line)
+            assert line, "".join(seen)
+        # a recording is kept once it holds a sample: wait for the first progress line
+        needle = {"record": "elapsed", "session": "elapsed", "stream": ""}[command]
+        while needle not in line:
+            seen.append(line := lines.get(timeout=60))
+            assert line, "".join(seen)
+        t0 = time.monotonic()
+        proc.send_signal(getattr(signal, sig))
+        rc = proc.wait(10)
+        took = time.monotonic() - t0
+    finally:
+        proc.kill()
+    while (line := lines.get(timeout=10)) != "":
+        seen.append(line)
+    err = "".join(seen)
+    assert rc == code and took <= 2.0, (rc, took, err)
+    assert "Traceback" not in err, err
+    if command != "stream":
+        with open_recording(out) as rec:
+            assert rec.meta["complete"] is True and not rec.recovered

@@ -183,13 +183,13 @@ def run_session(
             offset_counts=setup.offset_counts, subject=subject, notes=notes,
             dsp_config=cfg.as_dict(), frontend=setup.frontend_meta(), extra_meta=extra,
         )
-        writer.start()
-        writer.set_document("protocol", runner.protocol_document())
         # the protocol's length is the --seconds promise: the session ends by then (plus
         # the pump's grace) whatever the board does
         pump = SourcePump(source, [writer.write], seconds=runner.total_ticks / info.fs + 1.0)
         next_report = 0.0
-        try:
+        writer.start()
+        try:  # from here on, an interrupt still completes the file
+            writer.set_document("protocol", runner.protocol_document())
             while not runner.finished and not pump.done:
                 if pilot is not None:
                     pilot.update(runner.cue)

@@ -147,7 +147,8 @@ class SourcePump:
             self.finish(PumpEnd.FINISHED)
         elif self._limit is not None and now >= self._t0 + self.seconds + self.grace_s:
             st = src.status
-            why = f" ({st.state}: {st.detail})" if st.state != "streaming" else ""
+            why = "" if st.state == "streaming" else (
+                f" ({st.state}: {st.detail})" if st.detail else f" ({st.state})")
             fs = float(src.info.fs)
             self.finish(PumpEnd.DEADLINE,
                         f"{src.url or 'source'}: only {self.ticks / fs:.1f} s of "
