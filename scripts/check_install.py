@@ -2,15 +2,14 @@
 
 Run with the environment's own Python (``.venv/bin/python scripts/check_install.py``).
 Exit 0 and print nothing when everything ``pyproject.toml`` asks for is installed: the
-build requirements (installs use ``--no-build-isolation``), the dependencies and the
-``test`` extra, each at a version its specifier allows; ``emgfb`` itself installed
-editable from this folder, from the ``pyproject.toml`` as it is now (a stamp holds its
-hash); and ``pip check`` content with every installed package's own requirements.
+dependencies and the ``test`` extra, each at a version its specifier allows; ``emgfb``
+itself installed editable from this folder, from the ``pyproject.toml`` as it is now (a
+stamp holds its hash); and ``pip check`` content with every installed package's own
+requirements.
 Otherwise exit 1 and print one line per missing or stale item. ``install.sh`` calls pip,
 and so the network, only then.
 
-``--stamp`` records the current ``pyproject.toml`` after a successful install;
-``--build-requires`` prints the build requirements, one per line.
+``--stamp`` records the current ``pyproject.toml`` after a successful install.
 """
 
 from __future__ import annotations
@@ -39,8 +38,8 @@ def _digest() -> str:
 
 
 def requirements(project: dict) -> list[str]:
-    """Build requirements, dependencies and the extras' requirements, as written."""
-    deps = list(project["build-system"]["requires"]) + list(project["project"]["dependencies"])
+    """Dependencies and the extras' requirements, as written."""
+    deps = list(project["project"]["dependencies"])
     for extra in EXTRAS:
         deps += project["project"].get("optional-dependencies", {}).get(extra, [])
     return deps
@@ -83,9 +82,6 @@ def problems() -> list[str]:
 def main(argv: list[str]) -> int:
     if argv == ["--stamp"]:
         STAMP.write_text(_digest() + "\n")
-        return 0
-    if argv == ["--build-requires"]:
-        print("\n".join(_pyproject()["build-system"]["requires"]))
         return 0
     found = problems()
     for line in found:

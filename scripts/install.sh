@@ -41,16 +41,15 @@ if [ ! -x .venv/bin/python ]; then
 fi
 # Python packages: only what is missing. check_install.py answers from installed metadata,
 # offline; pip (and so the package index) is asked only when something is missing or
-# pyproject.toml changed. Builds use the venv's own setuptools (--no-build-isolation), so a
-# reinstall of emgfb itself needs no network either once the build requirements are there.
+# pyproject.toml changed. The build requirements (setuptools>=77) go into pip's isolated
+# build environment, not into .venv: setuptools 81+ has no pkg_resources, which brainflow
+# still imports.
 if missing=$(.venv/bin/python scripts/check_install.py); then
   echo "install.sh: Python packages complete, nothing to install"
 else
   echo "install.sh: installing Python packages; missing or stale:"
   sed 's/^/  /' <<<"$missing"
-  mapfile -t build_requires < <(.venv/bin/python scripts/check_install.py --build-requires)
-  .venv/bin/python -m pip install -q "${build_requires[@]}"
-  .venv/bin/python -m pip install -q --no-build-isolation -e ".[test]"
+  .venv/bin/python -m pip install -q -e ".[test]"
   .venv/bin/python scripts/check_install.py --stamp
   if ! missing=$(.venv/bin/python scripts/check_install.py); then
     echo "install.sh: still missing after pip install:" >&2

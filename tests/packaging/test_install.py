@@ -69,10 +69,3 @@ def test_check_names_every_missing_or_stale_requirement(tmp_path):
     assert not [line for line in lines if "pywin32" in line]  # marker false here: not needed
     assert f"emgfb: not installed editable from {tmp_path}" in lines
     assert "emgfb: pyproject.toml changed since the last install" in lines
-
-
-def test_check_prints_the_build_requirements(tmp_path):
-    check = _copy_checker(tmp_path, (REPO / "pyproject.toml").read_text())
-    out = subprocess.run([sys.executable, str(check), "--build-requires"], capture_output=True,
-                         text=True, timeout=60, check=True).stdout.splitlines()
-    assert out and out[0].startswith("setuptools>=")
