@@ -17,7 +17,15 @@ URL parameters (all optional):
 ``fs``          1000       sample rate in Hz (10..20000)
 ``mains``       50         mains frequency: 50, 60 or 0 (no hum)
 ``script``      demo       ``demo`` (rest, brow lift, eye closure, smile, pucker) or ``rest``
-``electrode_off``          channel index whose electrode is off (flat at the rail)
+``electrode_off``          channel index whose electrode is off
+``off_mode``    rail       how it is off: ``rail``, ``mid`` (flat at mid-scale),
+                           ``dither`` (one-count dither) or ``float`` (hum)
+``contact``                channel index with intermittent contact (steps and pops)
+``motion``                 channel index with motion artefacts (~3 Hz bumps)
+``drift``                  channel index with a slow baseline drift
+``saturate``               channel index whose front-end saturates below the ADC rails
+``clock_ppm``   (seeded)   the board's clock error in ppm (moves the hum off 50/60 Hz)
+``grid_drift``  0.1        the grid's frequency wander in Hz (0 = steady)
 ``chunk``       10         milliseconds of data per read (1..1000)
 ``montage``                montage name or TOML path (its channel count wins over ``ch``)
 ============== ========== =====================================================
@@ -30,7 +38,7 @@ import logging
 import time
 
 from emgfb import __version__
-from emgfb.acquisition.simulator import SCRIPTS, FacialEmgModel
+from emgfb.acquisition.simulator import OFF_MODES, SCRIPTS, FacialEmgModel
 from emgfb.acquisition.source import Chunk, Source, query_param, register_scheme
 from emgfb.errors import ConfigError
 from emgfb.montage import Montage, default_montage, load_montage
@@ -38,7 +46,11 @@ from emgfb.protocol import BoardInfo, FrameDecoder, encode_frames
 
 log = logging.getLogger(__name__)
 
-_KNOWN = ("seed", "speed", "ch", "fs", "mains", "script", "electrode_off", "chunk", "montage")
+_KNOWN = ("seed", "speed", "ch", "fs", "mains", "script", "electrode_off", "off_mode",
+          "contact", "motion", "drift", "saturate", "clock_ppm", "grid_drift", "chunk",
+          "montage")
+#: URL parameters naming a channel with an artefact, and the model's name for it.
+_ARTEFACT_PARAMS = {"contact": "contact", "motion": "motion", "drift": "drift"}
 _HINT = "sim:// URL"
 #: A paced reader that fell far behind gets at most this much per read (seconds of data).
 _MAX_CATCH_UP_S = 1.0
@@ -69,6 +81,13 @@ class SimSource(Source):
         Channel whose electrode is off (flat line at the rail), or ``None``.
     chunk_ms
         Milliseconds of data per read.
+    off_mode
+        How the electrode is off (:data:`~emgfb.acquisition.simulator.OFF_MODES`).
+    faults
+        ``{"contact"|"motion"|"drift"|"saturate": channel}``: artefacts switched on, and
+        the channel whose front-end saturates below the ADC rails.
+    clock_ppm, grid_drift_hz
+        The board's clock error (None: seeded) and the grid's frequency wander.
 
     Attributes
     ----------
@@ -90,6 +109,10 @@ class SimSource(Source):
         script: str = "demo",
         electrode_off: int | None = None,
         chunk_ms: float = 10.0,
+        off_mode: str = "rail",
+        faults: dict[str, int] | None = None,
+        clock_ppm: float | None = None,
+        grid_drift_hz: float = 0.1,
     ):
         super().__init__()
         if speed < 0:
@@ -101,6 +124,10 @@ class SimSource(Source):
         self.mains_hz = float(mains_hz)
         self.script = script
         self.electrode_off = electrode_off
+        self.off_mode = off_mode
+        self.faults = dict(faults or {})
+        self.clock_ppm = clock_ppm
+        self.grid_drift_hz = float(grid_drift_hz)
         self.chunk_len = max(1, round(chunk_ms * self.fs / 1000.0))
         self.model = self._make_model()
         self.decoder = FrameDecoder(montage.n_channels)
@@ -113,10 +140,16 @@ class SimSource(Source):
 
     def _make_model(self) -> FacialEmgModel:
         model = FacialEmgModel(
-            self.montage, self.fs, self.seed, mains_hz=self.mains_hz, script=self.script
+            self.montage, self.fs, self.seed, mains_hz=self.mains_hz, script=self.script,
+            clock_ppm=self.clock_ppm, grid_drift_hz=self.grid_drift_hz,
         )
         if self.electrode_off is not None:
-            model.set_electrode_off(self.electrode_off, True)
+            model.set_electrode_off(self.electrode_off, True, self.off_mode)
+        for name, channel in self.faults.items():
+            if name == "saturate":
+                model.set_saturation(channel, True, stage="frontend")
+            else:
+                model.set_artefact(_ARTEFACT_PARAMS[name], channel, True)
         return model
 
     def start(self) -> None:
@@ -205,6 +238,15 @@ def _factory(path: str, query: dict[str, str]) -> SimSource:
     electrode_off = query_param(query, "electrode_off", int, None, _HINT)
     chunk_ms = query_param(query, "chunk", float, 10.0, _HINT)
     montage_name = query_param(query, "montage", str, None, _HINT)
+    off_mode = query_param(query, "off_mode", str, "rail", _HINT)
+    clock_ppm = query_param(query, "clock_ppm", float, None, _HINT)
+    grid_drift = query_param(query, "grid_drift", float, 0.1, _HINT)
+    faults = {name: query_param(query, name, int, None, _HINT)
+              for name in (*_ARTEFACT_PARAMS, "saturate") if name in query}
+    _check(off_mode not in OFF_MODES, "off_mode", off_mode, "one of " + ", ".join(OFF_MODES))
+    _check(clock_ppm is not None and not abs(clock_ppm) <= 20000, "clock_ppm", clock_ppm,
+           "-20000..20000 ppm")
+    _check(not 0 <= grid_drift <= 2, "grid_drift", grid_drift, "0..2 Hz")
     _check(not (speed >= 0 and speed < 1e6), "speed", speed, "a number >= 0 (0 = unpaced)")
     _check(not 1 <= n_ch <= 16, "ch", n_ch, "1..16")
     _check(not 10 <= fs <= 20000, "fs", fs, "10..20000 Hz")
@@ -220,14 +262,14 @@ def _factory(path: str, query: dict[str, str]) -> SimSource:
             )
     else:
         montage = default_montage(n_ch)
-    if electrode_off is not None:
-        _check(
-            not 0 <= electrode_off < montage.n_channels, "electrode_off", electrode_off,
-            f"a channel index 0..{montage.n_channels - 1}",
-        )
+    for name, channel in (("electrode_off", electrode_off), *faults.items()):
+        if channel is not None:
+            _check(not 0 <= channel < montage.n_channels, name, channel,
+                   f"a channel index 0..{montage.n_channels - 1}")
     return SimSource(
         montage, fs, seed, speed=speed, mains_hz=mains, script=script,
-        electrode_off=electrode_off, chunk_ms=chunk_ms,
+        electrode_off=electrode_off, chunk_ms=chunk_ms, off_mode=off_mode, faults=faults,
+        clock_ppm=clock_ppm, grid_drift_hz=grid_drift,
     )
 
 

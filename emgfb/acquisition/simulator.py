@@ -52,33 +52,52 @@ FULL_EFFORT_UV: dict[str, float] = {
 SCRIPTS: dict[str, list[tuple[float, dict[str, float]]]] = {
     "demo": [
         (0.0, {}),
-        (3.0, {}),  # rest
-        (5.0, {"frontalis": 0.6}),  # brow lift: 2 s ramp, 4 s hold, 2 s release
-        (9.0, {"frontalis": 0.6}),
-        (11.0, {}),
-        (13.0, {}),
-        (14.5, {"orbicularis_oculi": 0.3}),  # gentle eye closure
-        (18.5, {"orbicularis_oculi": 0.3}),
-        (20.0, {}),
-        (22.0, {}),
-        (24.0, {"zygomaticus_major": 0.7}),  # smile (synkinesis shows on the eye)
-        (28.0, {"zygomaticus_major": 0.7}),
-        (30.0, {}),
-        (32.0, {}),
-        (34.0, {"orbicularis_oris": 0.6}),  # lip pucker
-        (38.0, {"orbicularis_oris": 0.6}),
-        (40.0, {}),
-        (42.0, {}),
+        (8.0, {}),  # rest: the first screen a clinician sees is a relaxed face
+        (10.0, {"frontalis": 0.6}),  # brow lift: 2 s ramp, 4 s hold, 2 s release
+        (14.0, {"frontalis": 0.6}),
+        (16.0, {}),
+        (18.0, {}),
+        (19.5, {"orbicularis_oculi": 0.3}),  # gentle eye closure
+        (23.5, {"orbicularis_oculi": 0.3}),
+        (25.0, {}),
+        (27.0, {}),
+        (29.0, {"zygomaticus_major": 0.7}),  # smile (synkinesis shows on the eye)
+        (33.0, {"zygomaticus_major": 0.7}),
+        (35.0, {}),
+        (37.0, {}),
+        (39.0, {"orbicularis_oris": 0.6}),  # lip pucker
+        (43.0, {"orbicularis_oris": 0.6}),
+        (45.0, {}),
+        (47.0, {}),
     ],
     "rest": [(0.0, {}), (1.0, {})],
 }
 
-_EMG_BAND_HZ = (40.0, 200.0)  # 2nd-order band: spectrum peaks ~70-120 Hz, median ~125 Hz
+_EMG_BAND_HZ = (25.0, 125.0)  # 2nd-order band: like real facial sEMG (DOMAIN.md §9),
+# spectral peak ~40-60 Hz, median ~70-90 Hz
 _MOD_DEPTH = 0.3  # slow random fluctuation of the firing envelope (std, relative)
 _SLOW_TAU_S = 0.06  # muscles do not switch on in one sample; also the fluctuation's pace
 _HUM_TABLE_MAX = 1 << 16  # samples in the precomputed hum period (else computed per call)
 _HARMONICS = ((1, 1.0), (3, 0.3), (5, 0.12))  # hum: odd harmonics of mains
 _FLOAT_HUM_GAIN = 40.0  # a floating input picks up this much more hum
+_CLOCK_PPM_MAX = 2500.0  # a ceramic resonator's error drawn from the seed (±0.25 %)
+_POP_UV = 400.0  # intermittent contact: step size scale (µV) ...
+_POP_TAU_S = 0.4  # ... decaying as the electrode double layer recharges
+_MOTION_UV = 300.0  # motion artefact: a ~3 Hz bump of this scale (µV)
+_FRONTEND_SWING = 0.6  # a saturating front-end's output swing, fraction of the ADC half-range
+
+
+#: Electrode-off modes of :meth:`FacialEmgModel.set_electrode_off`.
+OFF_MODES = ("rail", "mid", "dither", "float")
+#: Artefacts of :meth:`FacialEmgModel.set_artefact`.
+ARTEFACTS = ("contact", "motion", "drift")
+
+
+def _normal_quantile(p: np.ndarray) -> np.ndarray:
+    """Standard normal quantile (scipy.special.ndtri)."""
+    from scipy.special import ndtri
+
+    return ndtri(p)
 
 
 def _unit_gain(sos: np.ndarray, n: int = 16384) -> float:
@@ -118,8 +137,15 @@ class FacialEmgModel:
     synkinesis
         Fraction of the zygomaticus drive that reaches the affected orbicularis oculi.
     script
-        ``"demo"`` (looping rest, brow lift, eye closure, smile, pucker) or ``"rest"``; used
-        while no drive is set.
+        ``"demo"`` (looping: 8 s rest, brow lift, eye closure, smile, pucker) or ``"rest"``;
+        used while no drive is set.
+    clock_ppm
+        The board's clock error in ppm (+ = fast): in sample time the hum lands at
+        ``mains / (1 + ppm·1e-6)``. None: drawn from the seed within ±2500 ppm (a ceramic
+        resonator).
+    grid_drift_hz, grid_period_s
+        The grid frequency wanders sinusoidally by ±``grid_drift_hz`` over
+        ``grid_period_s`` (0 = steady).
 
     Attributes
     ----------
@@ -145,6 +171,9 @@ class FacialEmgModel:
         affected_gain: float = 0.35,
         synkinesis: float = 0.4,
         script: str = "demo",
+        clock_ppm: float | None = None,
+        grid_drift_hz: float = 0.1,
+        grid_period_s: float = 90.0,
     ):
         if not fs > 0 or not math.isfinite(fs):
             raise ConfigError(f"simulator: fs = {fs!r}: expected a positive sample rate in Hz")
@@ -193,6 +222,17 @@ class FacialEmgModel:
         setup_rng, self._rng = rng.spawn(2)
         self._hum_scale = setup_rng.uniform(0.7, 1.3, n_ch)
         self._hum_phase = setup_rng.uniform(0, 2 * np.pi, n_ch)
+        drawn = float(setup_rng.uniform(-_CLOCK_PPM_MAX, _CLOCK_PPM_MAX))
+        self.clock_ppm = drawn if clock_ppm is None else float(clock_ppm)
+        if not abs(self.clock_ppm) < 1e5:
+            raise ConfigError(f"simulator: clock_ppm = {clock_ppm!r}: expected |ppm| < 1e5")
+        if not (0.0 <= grid_drift_hz <= 2.0 and grid_period_s > 0):
+            raise ConfigError(f"simulator: grid_drift_hz = {grid_drift_hz!r}, grid_period_s = "
+                              f"{grid_period_s!r}: expected 0..2 Hz and a period > 0 s")
+        self.grid_drift_hz = float(grid_drift_hz)
+        self.grid_period_s = float(grid_period_s)
+        #: Line frequency in sample time, before the grid's wander (Hz).
+        self.line_hz = self.mains_hz / (1.0 + self.clock_ppm * 1e-6)
         harmonics = [(k, a) for k, a in _HARMONICS if k * self.mains_hz < self.fs / 2]
         self._harmonics = harmonics if self.mains_hz > 0 else []
 
@@ -207,13 +247,25 @@ class FacialEmgModel:
         self._slow_ba = (np.array([1.0 - alpha]), np.array([1.0, -alpha]))
         self._mod_norm = _MOD_DEPTH / math.sqrt((1.0 - alpha) / (1.0 + alpha))
         self._emg_zi = np.zeros((len(self._emg_ba[1]) - 1, n_ch))
+        # artefacts: pops decay with one pole, motion bumps ring at ~3 Hz, drift wanders
+        # below 0.1 Hz; all carry their filter state across calls
+        self._pop_ba = (np.array([1.0]), np.array([1.0, -math.exp(-1.0 / (_POP_TAU_S * fs))]))
+        self._motion_ba = signal.butter(2, min(3.0, 0.2 * fs), fs=self.fs)
+        self._drift_ba = signal.butter(1, min(0.05, 0.01 * fs), fs=self.fs)
+        self._art_zi = [np.zeros((1, n_ch)), np.zeros((2, n_ch)), np.zeros((1, n_ch))]
+        impulse = np.zeros(int(2 * fs))
+        impulse[0] = 1.0
+        self._motion_peak = float(np.max(np.abs(signal.lfilter(*self._motion_ba, impulse))))
+        self._drift_gain = _unit_gain(signal.tf2sos(*self._drift_ba), int(100 * fs))
         self._slow_zi: np.ndarray | None = None  # starts at the first target (no ramp-in)
         self._hum_table = self._make_hum_table()
 
         self._lock = threading.Lock()
         self._drive: dict[str, float] | None = None
         self._electrode_off: dict[int, str] = {}
-        self._saturation: dict[int, float] = {}
+        self._saturation: dict[int, tuple[float, str]] = {}
+        self._artefacts: dict[str, dict[int, float]] = {"contact": {}, "motion": {},
+                                                        "drift": {}}
         self._n = 0  # samples generated so far: the model's clock
 
     # -- steering (thread-safe) --------------------------------------------------------
@@ -246,25 +298,50 @@ class FacialEmgModel:
         """Detach (or re-attach) the electrode of ``channel``.
 
         ``mode="rail"`` gives a flat line at the top of the ADC range (input pulled to the
-        rail); ``mode="float"`` gives a floating input dominated by hum.
+        rail); ``"mid"`` a flat line at mid-scale; ``"dither"`` mid-scale with a one-count
+        dither; ``"float"`` a floating input dominated by hum (DOMAIN.md §9).
         """
         self._check_channel(channel)
-        if mode not in ("rail", "float"):
-            raise ConfigError(f"simulator: electrode-off mode {mode!r}: expected rail or float")
+        if mode not in OFF_MODES:
+            raise ConfigError(f"simulator: electrode-off mode {mode!r}: expected one of "
+                              f"{', '.join(OFF_MODES)}")
         with self._lock:
             if off:
                 self._electrode_off[channel] = mode
             else:
                 self._electrode_off.pop(channel, None)
 
-    def set_saturation(self, channel: int, on: bool, factor: float = 8.0) -> None:
-        """Multiply ``channel``'s input by ``factor`` so its peaks clip at the ADC rails."""
+    def set_saturation(self, channel: int, on: bool, factor: float = 8.0,
+                       stage: str = "adc") -> None:
+        """Multiply ``channel``'s input by ``factor`` so its peaks clip: at the ADC rails
+        (``stage="adc"``) or at the front-end's output swing, below the rails
+        (``stage="frontend"``, 60 % of the ADC half-range)."""
         self._check_channel(channel)
+        if stage not in ("adc", "frontend"):
+            raise ConfigError(f"simulator: saturation stage {stage!r}: expected adc or "
+                              "frontend")
         with self._lock:
             if on:
-                self._saturation[channel] = float(factor)
+                self._saturation[channel] = (float(factor), stage)
             else:
                 self._saturation.pop(channel, None)
+
+    def set_artefact(self, kind: str, channel: int, on: bool, rate: float = 1.0) -> None:
+        """Switch an artefact on ``channel``: ``"contact"`` (intermittent contact: steps
+        and pops, ``rate`` per second), ``"motion"`` (~3 Hz bumps of a few hundred µV,
+        ``rate`` per second) or ``"drift"`` (a slow baseline wander of ``rate`` × 300 µV
+        RMS)."""
+        self._check_channel(channel)
+        if kind not in ARTEFACTS:
+            raise ConfigError(f"simulator: artefact {kind!r}: expected one of "
+                              f"{', '.join(ARTEFACTS)}")
+        if not 0.0 < rate <= 100.0:
+            raise ConfigError(f"simulator: {kind} rate = {rate!r}: expected 0..100")
+        with self._lock:
+            if on:
+                self._artefacts[kind][channel] = float(rate)
+            else:
+                self._artefacts[kind].pop(channel, None)
 
     @property
     def samples_generated(self) -> int:
@@ -282,9 +359,11 @@ class FacialEmgModel:
             drive = None if self._drive is None else dict(self._drive)
             saturation = dict(self._saturation)
             floating = [c for c, m in self._electrode_off.items() if m == "float"]
+            artefacts = {kind: dict(chs) for kind, chs in self._artefacts.items()}
         n_ch = self.n_channels
         k = self._n + np.arange(n)
-        noise = self._rng.standard_normal((n, 3 * n_ch))
+        # one draw per call whatever is switched on: the data never depend on chunking
+        noise = self._rng.standard_normal((n, 5 * n_ch))
 
         target = self._targets(k, drive)
         b, a = self._slow_ba
@@ -300,26 +379,60 @@ class FacialEmgModel:
         envelope = self.rest_uv + act * (self._full_uv * self._side_gain)
         envelope *= np.maximum(1.0 + mod * self._mod_norm, 0.2)
         uv = envelope * emg * self._emg_norm
-        uv += noise[:, 2 * n_ch :] * self.sensor_noise_uv
+        uv += noise[:, 2 * n_ch : 3 * n_ch] * self.sensor_noise_uv
         if self._harmonics and self.hum_uv > 0:
             hum = self._hum(k)
             if floating:
                 hum[:, floating] *= _FLOAT_HUM_GAIN
             uv += hum
-        for ch, factor in saturation.items():
+        uv += self._artefact_uv(noise[:, 3 * n_ch:], artefacts)
+        limit = _FRONTEND_SWING * min(self.offset_counts, self.max_count - self.offset_counts)
+        for ch, (factor, stage) in saturation.items():
             uv[:, ch] *= factor
+            if stage == "frontend":
+                np.clip(uv[:, ch], -limit * self.uv_per_count, limit * self.uv_per_count,
+                        out=uv[:, ch])
         self._n += n
         return uv
+
+    def _artefact_uv(self, noise: np.ndarray, artefacts: dict[str, dict[int, float]]
+                     ) -> np.ndarray:
+        """Pops, motion bumps and drift in µV from two noise columns per channel."""
+        n, n_ch = len(noise), self.n_channels
+        events, values = noise[:, :n_ch], noise[:, n_ch:]
+        out = np.zeros((n, n_ch))
+        for i, (kind, ba, scale) in enumerate((("contact", self._pop_ba, _POP_UV),
+                                               ("motion", self._motion_ba, _MOTION_UV),
+                                               ("drift", self._drift_ba, 300.0))):
+            rate = np.zeros(n_ch)
+            for ch, r in artefacts[kind].items():
+                rate[ch] = r
+            if kind == "drift":  # RMS of ``rate`` x the scale
+                drive = values * (rate / self._drift_gain)
+            else:
+                # an event where a normal draw exceeds the quantile of rate/fs
+                threshold = np.where(rate > 0, _normal_quantile(1.0 - rate / self.fs), np.inf)
+                drive = np.where(events > threshold, values, 0.0)
+                if kind == "motion":  # a bump's peak is the drawn value x the scale
+                    drive = drive / self._motion_peak
+            y, self._art_zi[i] = signal.lfilter(*ba, drive, axis=0, zi=self._art_zi[i])
+            out += y * scale * (rate > 0)
+        return out
 
     def generate(self, n: int) -> np.ndarray:
         """Next ``n`` samples as ADC counts, uint16, shape ``(n, n_channels)``."""
         uv = self.generate_uv(n)
-        with self._lock:
-            railed = [c for c, m in self._electrode_off.items() if m == "rail"]
         counts = np.rint(self.offset_counts + uv / self.uv_per_count)
         np.clip(counts, 0, self.max_count, out=counts)
-        if railed:
-            counts[:, railed] = self.max_count
+        with self._lock:
+            off = dict(self._electrode_off)
+        for ch, mode in off.items():
+            if mode == "rail":
+                counts[:, ch] = self.max_count
+            elif mode in ("mid", "dither"):
+                counts[:, ch] = round(self.offset_counts)
+                if mode == "dither":  # the last bit toggles with the sensor noise
+                    counts[:, ch] += uv[:, ch] > np.median(uv[:, ch])
         return counts.astype(np.uint16)
 
     def uv_from_counts(self, counts: np.ndarray) -> np.ndarray:
@@ -364,8 +477,10 @@ class FacialEmgModel:
         return target
 
     def _make_hum_table(self) -> np.ndarray | None:
-        """One exact period of the hum when it is short (integer rates), else ``None``."""
+        """One exact period of the hum when it is steady, exact and short, else ``None``."""
         if not self._harmonics or not (self.fs.is_integer() and self.mains_hz.is_integer()):
+            return None
+        if self.clock_ppm != 0.0 or self.grid_drift_hz > 0.0:
             return None
         period = int(self.fs) // math.gcd(int(self.fs), int(self.mains_hz))
         if period > _HUM_TABLE_MAX:
@@ -378,10 +493,18 @@ class FacialEmgModel:
         return self._hum_direct(k)
 
     def _hum_direct(self, k: np.ndarray) -> np.ndarray:
-        # Phase from the integer clock modulo fs keeps precision over long runs.
+        # Cycles of the fundamental in closed form from the integer clock (line moved by the
+        # board clock, plus the grid's sinusoidal wander), so chunking cannot matter.
+        if self.clock_ppm == 0.0 and self.grid_drift_hz == 0.0:
+            cycles = ((k * self.mains_hz) % self.fs) / self.fs
+        else:
+            cycles = np.mod(k * (self.line_hz / self.fs), 1.0)
+            if self.grid_drift_hz > 0.0:
+                w = 2 * np.pi / (self.grid_period_s * self.fs)
+                cycles = cycles + (self.grid_drift_hz / self.line_hz * self.line_hz
+                                   / (w * self.fs)) * (1.0 - np.cos(w * k))
         hum = np.zeros((len(k), self.n_channels))
         for harmonic, rel in self._harmonics:
-            f = harmonic * self.mains_hz
-            frac = ((k * f) % self.fs) / self.fs
-            hum += rel * np.sin(2 * np.pi * frac[:, None] + harmonic * self._hum_phase)
+            hum += rel * np.sin(2 * np.pi * harmonic * cycles[:, None]
+                                + harmonic * self._hum_phase)
         return hum * (self.hum_uv * self._hum_scale)

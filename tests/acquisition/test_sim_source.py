@@ -132,5 +132,29 @@ def test_bad_url_parameters_give_one_line_config_errors(query, fragment):
     assert "\n" not in message
 
 
+def test_fault_and_hum_options_reach_the_model():
+    src = open_source("sim://?speed=0&electrode_off=1&off_mode=dither&contact=2&motion=3"
+                      "&drift=4&saturate=5&clock_ppm=-1500&grid_drift=0")
+    m = src.model
+    assert m.clock_ppm == -1500.0 and m.grid_drift_hz == 0.0
+    assert m.line_hz == pytest.approx(50.0 / (1 - 1500e-6))
+    assert m._electrode_off == {1: "dither"}
+    assert {k: set(v) for k, v in m._artefacts.items()} == {
+        "contact": {2}, "motion": {3}, "drift": {4}}
+    assert m._saturation == {5: (8.0, "frontend")}
+
+
+@pytest.mark.parametrize(("query", "fragment"), [
+    ("off_mode=loose", "off_mode='loose'"),
+    ("contact=9", "contact=9"),
+    ("clock_ppm=90000", "clock_ppm=90000.0"),
+    ("grid_drift=-1", "grid_drift=-1.0"),
+])
+def test_bad_fault_options_give_one_line_config_errors(query, fragment):
+    with pytest.raises(ConfigError) as err:
+        open_source(f"sim://?{query}")
+    assert fragment in str(err.value) and "\n" not in str(err.value)
+
+
 def test_read_before_start_returns_none():
     assert open_source("sim://?speed=0").read() is None
