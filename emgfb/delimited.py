@@ -22,8 +22,8 @@ Imports numpy and ``emgfb.errors`` only.
 from __future__ import annotations
 
 import csv
-import io
 import math
+import operator
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -122,8 +122,11 @@ def split_table(path: Path, text: str) -> TextTable:
         if lines[top].strip():
             table.comments.append(lines[top].lstrip()[1:].strip())
         top += 1
-    rest = "\n".join(lines[top:])
-    plain = "#" not in rest and "\n\n" not in rest and "\n " not in rest and "\n\t" not in rest
+    offset = 0
+    for _ in range(top):  # where the content starts in ``text``
+        offset = text.find("\n", offset) + 1
+    rest = text[offset:].rstrip("\r\n")
+    plain = not any(s in rest for s in ("#", "\n\n", "\n\r\n", "\r\r", "\n ", "\n\t"))
     if plain or _SKIPPED.search(rest) is None:
         table.lines = lines[top:]
         table.line_no = range(top + 1, len(lines) + 1)
@@ -240,21 +243,25 @@ def numeric_rows(
 def _fast_rows(lines: Sequence[str], delimiter: str | None, n_cols: int,
                usecols: Sequence[int] | None, trailing: bool) -> np.ndarray | None:
     """numpy's C parser when every row is regular; None to take the careful path."""
-    text = "\n".join(lines)
-    if '"' not in text and delimiter is not None:
+    quoted = sum(map(_count('"'), lines)) > 0
+    if not quoted and delimiter is not None:
         # every row must have exactly n_cols cells: count delimiters in C
         per_row = n_cols - 1 + (1 if trailing else 0)
-        if text.count(delimiter) != per_row * len(lines):
+        if sum(map(_count(delimiter), lines)) != per_row * len(lines):
             return None
     cols = list(usecols) if usecols is not None else list(range(n_cols))
     try:
-        arr = np.loadtxt(io.StringIO(text), delimiter=delimiter, usecols=cols,
-                         dtype=np.float64, ndmin=2, comments=None, quotechar='"')
+        arr = np.loadtxt(lines, delimiter=delimiter, usecols=cols, dtype=np.float64,
+                         ndmin=2, comments=None, quotechar='"' if quoted else None)
     except ValueError:
         return None
     if arr.shape != (len(lines), len(cols)):
         return None
     return arr
+
+
+def _count(sub: str) -> operator.methodcaller:
+    return operator.methodcaller("count", sub)
 
 
 def _slow_rows(lines: Sequence[str], delimiter: str | None, path: Path,

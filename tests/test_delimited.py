@@ -66,3 +66,13 @@ def test_trailing_delimiter_is_not_a_column():
 @pytest.mark.parametrize("text", ["plain", "a, b", 'say "hi", then relax'])
 def test_quote_cell_round_trips_through_split_line(text):
     assert split_line(f"1,{quote_cell(text)},2", ",") == ["1", text, "2"]
+
+
+@pytest.mark.parametrize("text", ["a,b\r\n1,2\r\n\r\n3,4\r\n", "a,b\n1,2\n  \n# late comment\n3,4\n",
+                                  "a,b\n1,2\n3,4\n\n\n"])
+def test_blank_and_comment_lines_below_the_header_are_skipped(tmp_path, text):
+    path = tmp_path / "t.csv"
+    path.write_bytes(text.encode())
+    table = read_table(path)
+    assert table.lines == ["a,b", "1,2", "3,4"]
+    np.testing.assert_array_equal(table.numeric(1, ","), [[1, 2], [3, 4]])
