@@ -128,8 +128,11 @@ def split_table(path: Path, text: str) -> TextTable:
     rest = text[offset:].rstrip("\r\n")
     plain = not any(s in rest for s in ("#", "\n\n", "\n\r\n", "\r\r", "\n ", "\n\t"))
     if plain or _SKIPPED.search(rest) is None:
-        table.lines = lines[top:]
-        table.line_no = range(top + 1, len(lines) + 1)
+        end = len(lines)
+        while end > top and not lines[end - 1].strip():
+            end -= 1
+        table.lines = lines[top:end]
+        table.line_no = range(top + 1, end + 1)
         return table
     numbers: list[int] = []
     for no in range(top, len(lines)):
@@ -146,7 +149,7 @@ def split_table(path: Path, text: str) -> TextTable:
 
 
 #: A blank or comment line after the first content line.
-_SKIPPED = re.compile(r"^[ \t\f\v]*(#|$)", re.MULTILINE)
+_SKIPPED = re.compile(r"^[ \t\f\v\r]*(#|$)", re.MULTILINE)
 
 
 def read_table(path: Path) -> TextTable:
