@@ -367,7 +367,7 @@ def write_edf(source: SessionValues, out: Path, *, kind: str = "edf", anonymise:
                                       and fe.get("electrodes") else "")
     signals = [Signal(f"EMG {label}", source.unit, scale, transducer, prefilter)
                for label, scale in zip(rec.labels, scales, strict=True)]
-    start = _start_datetime(rec.meta.get("start_time_utc"))
+    start = start_datetime(rec.meta.get("start_time_utc"))
     if start is not None and reduce_dates:
         start = start.replace(month=1, day=1)
         notes.append("start date reduced to 1 January of its year (time of day kept)")
@@ -511,7 +511,8 @@ def _edf_annotations(rec: Any, fs: float, t0: int, n_cont: int, pad: int
     return ann
 
 
-def _start_datetime(text: Any) -> datetime | None:
+def start_datetime(text: Any) -> datetime | None:
+    """A stored ISO 8601 start time as a naive UTC datetime, or None."""
     if not text:
         return None
     try:
