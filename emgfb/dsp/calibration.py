@@ -1,11 +1,16 @@
 """Calibration and normalisation of envelopes: rest baseline, reference contraction, %.
 
 This module owns the per-channel rest :class:`Baseline` (mean and SD of the envelope over
-relaxed rest), the reference contraction (peak 500 ms RMS of a 3-5 s effort, DOMAIN.md §4)
-and the normalised views of an envelope: baseline-subtracted, % of the channel's own
-reference and % of the healthy homologous side's reference (pairs from
-:meth:`emgfb.montage.Montage.pairs`). Works offline on arrays; NaN rows (lost samples,
-settling filters) are ignored. Imports numpy and ``emgfb.errors`` only.
+relaxed rest), the reference contraction (peak 500 ms RMS of a 3-5 s effort, DOMAIN.md §4),
+the check that a reference clears rest clearly (:func:`check_reference`) and the
+normalised views of an envelope: rest-subtracted, % of the channel's own reference and %
+of the healthy homologous side's reference (pairs from :meth:`emgfb.montage.Montage.pairs`).
+
+Rest noise and muscle activity add in power, so the rest level is subtracted in
+quadrature, ``sqrt(max(env² − rest², 0))`` (:func:`subtract_rest`), never linearly (a
+true 5 % effort would read 2.4 %). The rest level is :attr:`Baseline.level`, the RMS of
+the rest envelope. Works offline on arrays; NaN rows (lost samples, settling filters) are
+ignored. Imports numpy and ``emgfb.errors`` only.
 """
 
 from __future__ import annotations
@@ -33,6 +38,14 @@ class Baseline:
     mean: np.ndarray
     sd: np.ndarray
     n_samples: np.ndarray
+
+    @property
+    def level(self) -> np.ndarray:
+        """Rest level in power terms, ``sqrt(mean² + sd²)`` = RMS of the rest envelope (µV).
+
+        This is what :func:`subtract_rest` removes: noise adds to activity in power.
+        """
+        return np.sqrt(np.asarray(self.mean, float) ** 2 + np.asarray(self.sd, float) ** 2)
 
     def threshold(self, k: float) -> np.ndarray:
         """``mean + k * sd`` per channel (e.g. k = 3 for onsets or a suppression ceiling)."""
@@ -142,22 +155,60 @@ def reference_contraction(envelope: np.ndarray, fs: float, window_s: float = 0.5
     return np.nanmax(rms, axis=0)
 
 
-def baseline_subtracted(envelope: np.ndarray, baseline: Baseline, clip: bool = True
-                        ) -> np.ndarray:
-    """Envelope minus the rest mean per channel (negative values clipped to 0 if ``clip``)."""
-    out = _as_2d(envelope) - baseline.mean
-    return np.maximum(out, 0.0) if clip else out
+#: A reference contraction must exceed the rest level by this factor (power-subtracted).
+MIN_REFERENCE_RATIO = 5.0
+#: ... and by at least this many µV (power-subtracted), so a flat channel never passes.
+MIN_REFERENCE_UV = 5.0
+
+
+def subtract_rest(envelope: np.ndarray | float, rest: np.ndarray | float
+                  ) -> np.ndarray | float:
+    """Activity above rest, subtracted in power: ``sqrt(max(env² − rest², 0))``.
+
+    An RMS envelope over rest noise is ``sqrt(signal² + noise²)``; this recovers the
+    signal. NaN stays NaN. ``rest`` broadcasts (one value per channel).
+    """
+    env = np.asarray(envelope, dtype=float)
+    r = np.asarray(rest, dtype=float)
+    with np.errstate(invalid="ignore"):
+        out = np.sqrt(np.maximum(env * env - r * r, 0.0))
+    out = np.where(np.isnan(env), np.nan, out)
+    return out if out.ndim else float(out)
+
+
+def baseline_subtracted(envelope: np.ndarray, baseline: Baseline) -> np.ndarray:
+    """Envelope above the rest level per channel, in quadrature (:func:`subtract_rest`)."""
+    return np.asarray(subtract_rest(_as_2d(envelope), baseline.level))
+
+
+def check_reference(reference: float, rest_level: float, label: str) -> str | None:
+    """Why a reference contraction does not clear rest clearly, or ``None`` if it does.
+
+    The criterion (docs/metrics.md, "Reference contraction"): the reference above rest,
+    ``sqrt(ref² − rest²)``, must be at least :data:`MIN_REFERENCE_RATIO` × the rest level
+    and at least :data:`MIN_REFERENCE_UV`. Exercise targets start at 20 % of the healthy
+    reference; at 5× rest, 20 % is as strong as the rest noise itself (0 dB), the least a
+    bar can follow. A flat (electrode-off) channel reads 0 µV and always fails.
+    """
+    above = subtract_rest(reference, rest_level) if np.isfinite(reference) else float("nan")
+    need = max(MIN_REFERENCE_RATIO * rest_level, MIN_REFERENCE_UV)
+    if np.isfinite(above) and above >= need:
+        return None
+    return (f"{label} reference {reference:.3g} uV is {above:.3g} uV above its rest level "
+            f"{rest_level:.3g} uV: expected at least {need:.3g} uV "
+            f"({MIN_REFERENCE_RATIO:g}x rest, >= {MIN_REFERENCE_UV:g} uV)")
 
 
 def _span(reference: np.ndarray, baseline: Baseline | None) -> np.ndarray:
     reference = np.asarray(reference, dtype=float)
-    span = reference - (baseline.mean if baseline is not None else 0.0)
+    rest = baseline.level if baseline is not None else np.zeros(len(reference))
+    span = np.asarray(subtract_rest(reference, rest))
     bad = np.flatnonzero(~(span > 0))
     if bad.size:
         ch = int(bad[0])
         raise CalibrationError(
             f"reference of channel {ch} = {reference[ch]:.3g} uV: expected a level above the "
-            f"rest baseline ({0.0 if baseline is None else baseline.mean[ch]:.3g} uV)")
+            f"rest level ({rest[ch]:.3g} uV)")
     return span
 
 
@@ -165,12 +216,12 @@ def percent_of_reference(envelope: np.ndarray, reference: np.ndarray,
                          baseline: Baseline | None = None) -> np.ndarray:
     """Envelope as % of each channel's own reference contraction.
 
-    With a baseline both the envelope and the reference are baseline-subtracted first:
-    ``100 * (env - rest) / (ref - rest)``.
+    With a baseline the rest level is subtracted in power from both the envelope and the
+    reference first: ``100 * sqrt(env² − rest²) / sqrt(ref² − rest²)``.
     """
     env = _as_2d(envelope)
-    rest = baseline.mean if baseline is not None else 0.0
-    return 100.0 * (env - rest) / _span(reference, baseline)
+    rest = baseline.level if baseline is not None else 0.0
+    return 100.0 * np.asarray(subtract_rest(env, rest)) / _span(reference, baseline)
 
 
 def percent_of_healthy(envelope: np.ndarray, reference: np.ndarray,
@@ -187,18 +238,19 @@ def percent_of_healthy(envelope: np.ndarray, reference: np.ndarray,
     pairs
         ``(muscle, affected_index, healthy_index)`` from :meth:`Montage.pairs`.
     baseline
-        Optional rest baseline, subtracted from envelope and reference alike.
+        Optional rest baseline, subtracted in power from envelope and reference alike.
 
     Returns
     -------
     numpy.ndarray
         Same shape as ``envelope``: affected channels in % of their healthy partner's
-        reference, every other channel in % of its own reference.
+        reference (``100·sqrt(env_A² − rest_A²)/sqrt(ref_H² − rest_H²)``), every other
+        channel in % of its own reference.
     """
     env = _as_2d(envelope)
     span = _span(reference, baseline)
-    rest = baseline.mean if baseline is not None else np.zeros(env.shape[1])
+    rest = baseline.level if baseline is not None else np.zeros(env.shape[1])
     divisor = span.copy()
     for _muscle, affected, healthy in pairs:
         divisor[affected] = span[healthy]
-    return 100.0 * (env - rest) / divisor
+    return 100.0 * np.asarray(subtract_rest(env, rest)) / divisor

@@ -6,12 +6,13 @@ This module owns :class:`GuidedDriver`, the Qt-free glue between a started
 and a :class:`~emgfb.exercises.runner.SessionRunner`. A display timer (or a test) calls
 :meth:`GuidedDriver.poll`: it lets the autopilot patient (simulated boards) react to the
 current cue, reads the envelope samples published since the previous poll, feeds them to
-the runner, and routes its events: markers go to the session (and so the recording) at
+the runner with each channel's verdict (:mod:`emgfb.exercises.signal_state`, from the
+session's quality), and routes its events: markers go to the session (and so the recording) at
 the runner's ticks, the calibration, protocol and scores documents to the recording as
 soon as they change. Once calibrated, the session's live activation scale is set to the
 runner's (% of the healthy homologous reference), so the feedback view's bars and traces
 share the target's scale. :func:`score_words` and :func:`summary_words` put scores into
-plain words for the patient. Imports ``exercises`` and numpy only; never Qt.
+plain words for the patient. Imports ``exercises``, ``dsp`` and numpy only; never Qt.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from emgfb.errors import EmgfbError
 from emgfb.exercises.autopilot import AutopilotPatient
 from emgfb.exercises.protocol import Protocol
 from emgfb.exercises.runner import RunnerEvent, SessionRunner
+from emgfb.exercises.scoring import valid_reps
+from emgfb.exercises.signal_state import verdicts
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +65,13 @@ class GuidedDriver:
         self.session = session
         cal = getattr(session.dsp_config, "calibration", None)
         window_s = cal.reference_window_ms / 1000.0 if cal is not None else 0.5
+        delay = 0.0
+        if cal is not None:
+            from emgfb.dsp.metrics import envelope_delay_s
+
+            delay = envelope_delay_s(session.dsp_config, session.fs)
         self.runner = SessionRunner(protocol, session.montage, session.fs,
-                                    reference_window_s=window_s)
+                                    reference_window_s=window_s, pipeline_delay_s=delay)
         model = getattr(session.source, "model", None)
         self.model = model if autopilot and hasattr(model, "set_drive") else None
         self.pilot = (AutopilotPatient(self.model, session.fs, seed)
@@ -97,8 +105,13 @@ class GuidedDriver:
             return []
         ticks = np.arange(first, first + len(env), dtype=np.int64)
         self._next = first + len(env)
+        states = None
+        quality = getattr(s, "quality", None)
+        if callable(quality):
+            at_rest = self.runner.cue.phase in ("check", "baseline")
+            states = verdicts(quality(), self.runner.n_channels, at_rest)
         try:
-            events = self.runner.feed(ticks, env)
+            events = self.runner.feed(ticks, env, states)
         except EmgfbError as exc:  # CalibrationError: the session cannot go on
             self.error = str(exc)
             log.error("guided session stopped: %s", exc)
@@ -107,6 +120,10 @@ class GuidedDriver:
         for ev in events:
             self._route(ev)
         return events
+
+    def override_check(self) -> None:
+        """The clinician lets the signal check pass (a marker says so)."""
+        self.runner.override_check("the clinician")
 
     def _route(self, ev: RunnerEvent) -> None:
         s, r = self.session, self.runner
@@ -140,24 +157,28 @@ class GuidedDriver:
         self.session.set_document("scores", r.scores)
 
     def _apply_normalisation(self) -> None:
-        """Live activation in the runner's scale: affected sides relative to the healthy
-        reference, both above their own rest level (as
-        :func:`emgfb.dsp.percent_of_healthy`)."""
+        """Live activation in the runner's scale: each side's activity above its rest
+        level (in power) relative to the healthy reference's, as
+        :func:`emgfb.dsp.percent_of_healthy`."""
+        from emgfb.dsp.calibration import subtract_rest
+
         r = self.runner
         if r.baseline is None:
             return
-        rest = np.asarray(r.baseline.mean, dtype=float)
+        rest = np.asarray(r.baseline.level, dtype=float)
         norm = self.session.normalisation
         ref = np.array(norm.reference_uv, dtype=float) if norm is not None else rest + 200.0
         ref = np.where(ref > rest, ref, rest + 200.0)
         for _muscle, a, h in r.pairs:
-            span = r.reference_uv[h] - rest[h]
+            span = float(subtract_rest(r.reference_uv[h], rest[h]))
             if np.isfinite(span) and span > 0:
-                ref[a], ref[h] = rest[a] + span, rest[h] + span
+                ref[a], ref[h] = np.hypot(rest[a], span), np.hypot(rest[h], span)
         self.session.set_normalisation(rest, ref)
 
     def ceiling_activation(self, index: int) -> float | None:
         """Ceiling of the cue's ``index``-th suppression channel in activation units."""
+        from emgfb.dsp.calibration import subtract_rest
+
         cue = self.runner.cue
         if index >= len(cue.ceiling_uv):
             return None
@@ -166,8 +187,9 @@ class GuidedDriver:
             return pct / 100.0
         norm = self.session.normalisation
         ch = cue.suppression_channels[index]
-        span = norm.reference_uv[ch] - norm.rest_uv[ch]
-        return float((cue.ceiling_uv[index] - norm.rest_uv[ch]) / span) if span > 0 else None
+        span = float(subtract_rest(norm.reference_uv[ch], norm.rest_uv[ch]))
+        return (float(subtract_rest(cue.ceiling_uv[index], norm.rest_uv[ch])) / span
+                if span > 0 else None)
 
 
 def _quiet_word(muscles: Any) -> str:
@@ -178,6 +200,8 @@ def score_words(score: dict[str, Any], suppress: Any = ()) -> str:
     """One rep's score for the patient, e.g. ``"Rep 2 of 3: 68 % in the band, eye stayed
     quiet 90 %"``."""
     head = f"Rep {score['rep']} of {score['n_reps']}: "
+    if not score.get("valid", True):
+        return head + "not scored - the signal could not be trusted"
     parts = []
     band = score.get("pct_in_band")
     if band is not None:
@@ -194,13 +218,18 @@ def summary_words(scores: list[dict[str, Any]], protocol: Protocol) -> list[str]
     steps = {s.label: s for s in protocol.steps}
     lines = []
     for label in dict.fromkeys(s["step"] for s in scores):
-        reps = [s for s in scores if s["step"] == label]
+        every = [s for s in scores if s["step"] == label]
+        reps = valid_reps(every)
+        if not reps:
+            lines.append(f"{label}: no repetition could be scored (signal not trustworthy)")
+            continue
 
         def mean(key: str, reps: list = reps) -> float | None:
             vals = [s[key] for s in reps if s.get(key) is not None]
             return sum(vals) / len(vals) if vals else None
 
-        parts = [f"{len(reps)} rep{'s' if len(reps) != 1 else ''}"]
+        parts = [f"{len(reps)} rep{'s' if len(reps) != 1 else ''}"
+                 + (f" of {len(every)} scored" if len(reps) < len(every) else "")]
         if (band := mean("pct_in_band")) is not None:
             parts.append(f"{band:.0f} % in the band on average")
         if (quiet := mean("pct_below_ceiling")) is not None:

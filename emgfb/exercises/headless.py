@@ -7,7 +7,8 @@ without :class:`~emgfb.live.LiveSession`: for each chunk it lets the autopilot p
 (one step of the :class:`~emgfb.live.pump.SourcePump`, which also ends the session by the
 protocol's length plus a grace whatever the board does),
 computes its envelope (:class:`~emgfb.dsp.EnvelopePipeline`, the settings stored in the
-file), feeds the :class:`~emgfb.exercises.runner.SessionRunner` and stores its markers;
+file) and each channel's state (:mod:`emgfb.exercises.signal_state`), feeds both to the
+:class:`~emgfb.exercises.runner.SessionRunner` and stores its markers;
 the calibration, protocol and scores documents are stored as soon as they change and
 again at the end. With ``sim://?speed=0`` a session runs as fast as the CPU allows and
 its results depend only on the seeds. KeyboardInterrupt ends it cleanly and keeps the
@@ -120,6 +121,8 @@ def run_session(
     seed: int = 1,
     progress: Callable[[str], None] | None = None,
     progress_every_s: float = 10.0,
+    override_check: bool = False,
+    check_timeout_s: float = 30.0,
 ) -> SessionResult:
     """Run a guided session headless and record it.
 
@@ -146,14 +149,24 @@ def run_session(
     progress
         Called with a one-line status every ``progress_every_s`` of session time and at
         every step start.
+    override_check
+        The clinician lets the signal check pass although a channel is not good (stored
+        as a marker; repetitions using that channel are still marked invalid).
+    check_timeout_s
+        How long the signal check waits for every used channel to be good before the
+        session stops.
 
     Raises
     ------
     EmgfbError
-        On bad files or options (before the session starts), a failing board, or an
-        unusable calibration (the recording is kept up to that point).
+        On bad files or options (before the session starts), a failing board, a signal
+        check that does not pass, or a reference that is refused more often than the
+        protocol allows (the recording is kept up to that point; the message names the
+        channel).
     """
-    from emgfb.dsp import EnvelopePipeline, load_dsp_config
+    from emgfb.dsp import EnvelopePipeline, SignalQuality, load_dsp_config
+    from emgfb.dsp.metrics import envelope_delay_s
+    from emgfb.exercises.signal_state import verdicts
     from emgfb.recording.schema import check_subject
     from emgfb.recording.writer import SessionWriter, check_new_path
 
@@ -172,8 +185,14 @@ def run_session(
         info = setup.info
         pipe = EnvelopePipeline(cfg, info.fs, info.n_channels, setup.uv_per_count,
                                 setup.offset_counts)
+        quality = SignalQuality(cfg, info.fs, info.n_channels,
+                                adc_max=(1 << info.bits) - 1 if info.bits else None)
         runner = SessionRunner(proto, mont, info.fs,
-                               reference_window_s=cfg.calibration.reference_window_ms / 1000)
+                               reference_window_s=cfg.calibration.reference_window_ms / 1000,
+                               pipeline_delay_s=envelope_delay_s(cfg, info.fs),
+                               check_timeout_s=check_timeout_s)
+        if override_check:
+            runner.override_check("the clinician (headless --override-check)")
         model = getattr(source, "model", None)
         pilot = AutopilotPatient(model, info.fs, seed) if autopilot and model else None
         extra = {"source_url": url, "protocol": proto.name, "session": "guided",
@@ -197,7 +216,9 @@ def run_session(
                 if chunk is None:
                     continue
                 env = pipe.process(chunk.counts, tick=chunk.tick)
-                events = runner.feed(chunk.tick, env)
+                q = quality.update(pipe.scale.process(chunk.counts), chunk.counts)
+                at_rest = runner.cue.phase in ("check", "baseline")
+                events = runner.feed(chunk.tick, env, verdicts(q, info.n_channels, at_rest))
                 _store(events, runner, writer, say)
                 if runner.elapsed_s >= next_report:
                     say(_status(runner))
@@ -238,7 +259,9 @@ def _store(events: list[RunnerEvent], runner: SessionRunner, writer: Any,
         elif ev.kind == "score" and ev.score is not None:
             writer.set_document("scores", runner.scores)
             s = ev.score
-            say(f"{s['step']} rep {s['rep']}/{s['n_reps']}: " + _fmt_score(s))
+            head = f"{s['step']} rep {s['rep']}/{s['n_reps']}: "
+            say(head + (_fmt_score(s) if s.get("valid", True)
+                        else f"not valid ({s.get('invalid_reason')})"))
         elif ev.kind == "step":
             writer.set_document("protocol", runner.protocol_document())
 
@@ -263,17 +286,22 @@ def _status(runner: SessionRunner) -> str:
 
 
 def summary_lines(scores: list[dict[str, Any]]) -> list[str]:
-    """Per-exercise mean of every metric over its repetitions, one line each."""
-    from emgfb.exercises.scoring import METRICS
+    """Per-exercise mean of every metric over its valid repetitions, one line each."""
+    from emgfb.exercises.scoring import METRICS, valid_reps
 
     lines = []
     steps = list(dict.fromkeys(s["step"] for s in scores))
     for step in steps:
         reps = [s for s in scores if s["step"] == step]
+        good = valid_reps(reps)
         parts = []
         for key in METRICS:
-            vals = [s[key] for s in reps if s.get(key) is not None]
+            vals = [s[key] for s in good if s.get(key) is not None]
             if vals:
                 parts.append(f"{key}={sum(vals) / len(vals):.3g}")
-        lines.append(f"{step} ({reps[0]['exercise']}, {len(reps)} reps): " + " ".join(parts))
+        head = f"{step} ({reps[0]['exercise']}, {len(good)} of {len(reps)} reps valid)"
+        if len(good) < len(reps):
+            why = next(s.get("invalid_reason") for s in reps if not s.get("valid", True))
+            parts.append(f"[not valid: {why}]")
+        lines.append(f"{head}: " + (" ".join(parts) or "no valid repetition"))
     return lines

@@ -27,6 +27,7 @@ Schema (all durations in seconds)::
     prepare_s = 2                  # defaults: 2, 4, 3
     effort_s = 4
     relax_s = 3
+    retries = 2                    # repeats allowed when the reference does not clear rest
 
     [[step]]
     kind = "exercise"
@@ -91,7 +92,7 @@ _KEYS = {
     "signal-check": _COMMON | {"duration_s"},
     "rest": _COMMON | {"duration_s"},
     "post-rest": _COMMON | {"duration_s"},
-    "reference": _COMMON | {"muscle", "prepare_s", "effort_s", "relax_s"},
+    "reference": _COMMON | {"muscle", "prepare_s", "effort_s", "relax_s", "retries"},
     "exercise": _COMMON | {
         "name", "sunnybrook", "target", "suppress", "shape", "level_pct", "ramp_up_s",
         "hold_s", "ramp_down_s", "reps", "rest_s", "prepare_s", "band_pct", "ceiling",
@@ -132,6 +133,9 @@ class Step:
         Length of a signal-check / rest / post-rest step.
     muscle, prepare_s, effort_s, relax_s
         Reference step: muscle and phase lengths (``prepare_s`` also for exercises).
+    retries
+        Reference step: how often it is repeated when the contraction does not clear rest
+        (:func:`emgfb.dsp.calibration.check_reference`) before the session stops.
     name, sunnybrook, target, suppress, shape_target, reps, rest_s, band_pct, ceiling
         Exercise step.
     """
@@ -154,6 +158,7 @@ class Step:
     rest_s: float = 0.0
     band_pct: float = 0.0
     ceiling: Ceiling | None = None
+    retries: int = 2
 
     def phases(self) -> list[tuple[str, float, int]]:
         """The step's timeline: ``(phase, duration_s, rep)`` in order (rep 0 = no rep)."""
@@ -184,7 +189,8 @@ class Step:
                              "duration_s": self.duration_total_s}
         if self.kind == "reference":
             d.update(muscle=self.muscle, prepare_s=self.prepare_s, effort_s=self.effort_s,
-                     relax_s=self.relax_s, sunnybrook=MUSCLES[self.muscle])
+                     relax_s=self.relax_s, retries=self.retries,
+                     sunnybrook=MUSCLES[self.muscle])
         elif self.kind == "exercise":
             t = self.shape_target
             assert t is not None and self.ceiling is not None
@@ -338,7 +344,8 @@ def _load_step(t: Table, earlier: list[Step]) -> Step:
                          "peak of a 3-5 s effort)")
         return Step(kind, t.get("label", str, f"Reference {EXERCISE_NAMES[muscle]}"), key, text,
                     muscle=muscle, prepare_s=_duration(t, "prepare_s", 2.0, positive=False),
-                    effort_s=effort, relax_s=_duration(t, "relax_s", 3.0, positive=False))
+                    effort_s=effort, relax_s=_duration(t, "relax_s", 3.0, positive=False),
+                    retries=t.get("retries", int, 2, min=0))
     # exercise
     target = _muscle_list(t, "target", required=True)
     suppress = _muscle_list(t, "suppress", required=False)

@@ -54,6 +54,9 @@ class Metric:
         Where the definition comes from.
     better
         ``"higher"``, ``"lower"``, ``"zero"`` (closer to 0 is better), ``"one"`` or ``""``.
+    limit
+        Largest magnitude that can be a real measurement; beyond it the value is shown as
+        implausible, never as a number (a flat reference once gave NRMSE 4e28).
     """
 
     key: str
@@ -63,6 +66,7 @@ class Metric:
     definition: str
     source: str
     better: str = ""
+    limit: float = math.inf
 
 
 _SCORING = "DOMAIN.md §4 (Scoring)"
@@ -75,26 +79,29 @@ SCORE_METRICS: tuple[Metric, ...] = (
            _SCORING, "higher"),
     Metric("nrmse", "NRMSE", "", 2,
            "normalised RMS tracking error: RMS(tracked − target) / max(target), both in % of "
-           "the healthy reference; 0 = perfect tracking", _SCORING, "lower"),
+           "the healthy reference; 0 = perfect tracking", _SCORING, "lower", 100.0),
     Metric("overshoot_pct", "Overshoot", "%", 1,
            "how far the tracked peak exceeds the target peak: 100·max(0, max(tracked) − "
-           "max(target)) / max(target)", _SCORING, "lower"),
+           "max(target)) / max(target)", _SCORING, "lower", 10_000.0),
     Metric("lag_ms", "Lag", "ms", 0,
-           "delay of the tracked envelope behind the target line at the peak of their "
-           "cross-correlation (searched within ±1 s); positive = late", _SCORING, "zero"),
+           "delay of the patient behind the target line: the peak of their "
+           "cross-correlation (searched within ±1 s) minus the envelope pipeline's own "
+           "delay (stored as pipeline_delay_ms); positive = late", _SCORING, "zero"),
     Metric("pct_below_ceiling", "Below ceiling", "%", 1,
            "share of the repetition's samples where every suppression (synkinetic) channel "
            "is below its ceiling (rest mean + 3 SD by default)",
            "DOMAIN.md §4 (Exercise, Scoring)",
            "higher"),
     Metric("symmetry_ratio", "R = A/H", "", 2,
-           "symmetry ratio A/H: mean envelope of the affected over the healthy side of the "
-           "target muscle during the repetition, each minus its rest mean; 1 = symmetric",
-           "DOMAIN.md §4 (Symmetry)", "one"),
+           "symmetry ratio A/H: activity of the affected over the healthy side of the "
+           "target muscle during the repetition, each above its rest level in power "
+           "(sqrt(mean env² − rest²)); 1 = symmetric; undefined when the healthy side rests",
+           "DOMAIN.md §4 (Symmetry)", "one", 100.0),
     Metric("asymmetry_index", "AI", "", 2,
-           "asymmetry index (H − A)/(H + A); 0 = symmetric, +1 = affected side silent; "
+           "asymmetry index (H − A)/(H + A) with the same A and H, between −1 and +1; "
+           "0 = symmetric, +1 = affected side silent; undefined when both sides rest; "
            "|AI| ≤ 0.10 counts as symmetric (healthy faces are 7-9 % asymmetric)",
-           "DOMAIN.md §4 (Symmetry)", "zero"),
+           "DOMAIN.md §4 (Symmetry)", "zero", 1.0),
     Metric("oral_ocular_index", "Oral-ocular", "", 2,
            "orbicularis oculi activity during the smile ÷ during gentle eye closure, both "
            "minus rest; 0 = no synkinesis, 1 = the eye closes as when asked to (smile "
@@ -105,8 +112,9 @@ SCORE_METRICS: tuple[Metric, ...] = (
 DERIVED_METRICS: tuple[Metric, ...] = (
     Metric("cocon", "%COCON", "%", 1,
            "Winter's co-contraction index of the target and the suppression muscle over the "
-           "repetition, baseline subtracted: 2·Σmin(a, b) / (Σa + Σb) · 100",
-           "Winter 2009; DOMAIN.md §4 (Synkinesis)", "lower"),
+           "repetition, on envelopes normalised to each muscle's own reference (rest "
+           "subtracted in power): 2·Σmin(a, b) / (Σa + Σb) · 100",
+           "Winter 2009; DOMAIN.md §4 (Synkinesis)", "lower", 100.0),
 )
 
 #: Calibration values (``calibration`` document).
@@ -125,7 +133,8 @@ CALIBRATION_METRICS: tuple[Metric, ...] = (
            "targets are % of the healthy side's reference", "DOMAIN.md §4 (Normalisation)"),
     Metric("reference_ratio", "Ref. A/H", "", 2,
            "affected over healthy reference contraction of a homologous pair (strength "
-           "symmetry at maximal effort)", "DOMAIN.md §4 (Normalisation, Symmetry)", "one"),
+           "symmetry at maximal effort); shown only when the healthy reference clears rest "
+           "(docs/metrics.md)", "DOMAIN.md §4 (Normalisation, Symmetry)", "one", 100.0),
 )
 
 #: Signal-quality indicators (the impedance-check proxies of DOMAIN.md §6).
@@ -222,8 +231,12 @@ def fmt(value: Any, digits: int = 2) -> str:
 
 
 def fmt_metric(key: str, value: Any) -> str:
-    """``value`` formatted with the decimals of metric ``key``."""
+    """``value`` formatted with the decimals of metric ``key``; "implausible" beyond the
+    metric's :attr:`Metric.limit`, never an absurd number."""
     m = METRICS.get(key)
+    v = _num(value)
+    if m is not None and math.isfinite(v) and abs(v) > m.limit:
+        return "implausible"
     return fmt(value, m.digits if m else 2)
 
 
@@ -368,8 +381,22 @@ def group_scores(scores: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, A
 
 
 def exercise_summary(rows: Sequence[dict[str, Any]]) -> dict[str, tuple[float, float, int]]:
-    """Per score metric: mean, SD and count over the reps of one exercise."""
-    return {m.key: mean_sd(r.get(m.key) for r in rows) for m in SCORE_METRICS}
+    """Per score metric: mean, SD and count over the *valid* reps of one exercise (invalid
+    reps never count: :func:`emgfb.exercises.scoring.valid_reps`)."""
+    from emgfb.exercises.scoring import valid_reps
+
+    good = valid_reps(rows)
+    return {m.key: mean_sd(r.get(m.key) for r in good) for m in SCORE_METRICS}
+
+
+def invalid_note(rows: Sequence[dict[str, Any]]) -> str:
+    """"2 of 3 reps not valid: OOC-L: flat line ..." ("" when every rep is valid)."""
+    bad = [r for r in rows if not r.get("valid", True)]
+    if not bad:
+        return ""
+    reasons = list(dict.fromkeys(str(r.get("invalid_reason") or "not valid") for r in bad))
+    return (f"{len(bad)} of {len(rows)} rep{'s' if len(rows) != 1 else ''} not valid "
+            f"(left out of every mean): " + "; ".join(reasons))
 
 
 def _steps(protocol: Any) -> list[dict[str, Any]]:
@@ -789,11 +816,21 @@ def _phase_at(s: _Session, tick: int) -> str:
 def _section_calibration(s: _Session) -> str:
     rec = s.rec
     cal = s.cal
+    from emgfb.dsp.calibration import check_reference
+
     ratio = np.full(rec.n_channels, np.nan)
+    refused: list[str] = []
     for _m, a, h in rec.montage.pairs():
         ref = cal["reference_uv"]
-        if ref[h] > 0:
+        level = float(np.hypot(cal["rest_mean_uv"][h], cal["rest_sd_uv"][h]))
+        if not math.isfinite(ref[h]):
+            continue
+        why = check_reference(float(ref[h]), level if math.isfinite(level) else 0.0,
+                              f"healthy {rec.labels[h]}")
+        if why is None:
             ratio[a] = ref[a] / ref[h]
+        else:
+            refused.append(why)
     rows = []
     for i, c in enumerate(rec.montage.channels):
         rows.append([c.label, c.muscle.replace("_", " "), c.side,
@@ -803,25 +840,52 @@ def _section_calibration(s: _Session) -> str:
                      fmt_metric("reference_uv", cal["reference_uv"][i]),
                      fmt_metric("reference_ratio", ratio[i])])
     heads = ["Channel", "Muscle", "Side"] + [metric_heading(m) for m in CALIBRATION_METRICS]
+    doc = s.calibration if isinstance(s.calibration, dict) else {}
+    notes = []
+    check = doc.get("signal_check")
+    if isinstance(check, dict):
+        bad = {k: v for k, v in (check.get("channels") or {}).items() if v}
+        state = ("overridden by the clinician" if check.get("overridden") else
+                 "passed" if check.get("passed") else "failed")
+        notes.append(f"Signal check {state}" + (
+            f" after waiting {_num(check.get('waited_s')):.0f} s" if _num(
+                check.get("waited_s")) > 0 else "") + (
+            ": " + "; ".join(f"{k} {v}" for k, v in bad.items()) if bad else "."))
+    for f in doc.get("reference_failures") or []:
+        if isinstance(f, dict):
+            notes.append(f"{f.get('step')}: attempt {f.get('attempt')} refused: "
+                         f"{f.get('reason')}")
+    notes += [f"Ref. A/H not shown: {why}" for why in refused]
+    note_html = "".join(f'<p class="bad">{esc(n)}</p>' for n in notes)
     return ("<h2 id=\"calibration\">Calibration</h2>"
             "<p class=\"note\">Rest baseline and reference contractions recorded at the start "
             "of the session; Ref. A/H is shown on the affected channel of each pair.</p>"
+            + note_html
             + table(heads, rows, "calibration", numeric=[False] * 3 + [True] * 5))
 
 
 def _rep_cocon(s: _Session, row: dict[str, Any]) -> float:
-    """%COCON of target and (first) suppression channel over one rep, baseline removed."""
+    """%COCON of a rep: stored with the score, else computed on envelopes normalised to
+    each muscle's reference (:func:`emgfb.dsp.metrics.cocon_normalised`); NaN for an
+    invalid rep or without references."""
+    if not row.get("valid", True):
+        return float("nan")
+    if "cocon" in row:
+        return _num(row.get("cocon"))
     t = channel_index(s.rec, row.get("target_channel"))
     sup = [channel_index(s.rec, x) for x in _as_list(row.get("suppression_channels"))]
     sup = [x for x in sup if x is not None]
     if t is None or not sup or "start_tick" not in row or "end_tick" not in row:
         return float("nan")
-    from emgfb.dsp import cocon
+    from emgfb.dsp.metrics import cocon_normalised
 
     a, b = s.sample_of(row["start_tick"]), s.sample_of(row["end_tick"])
-    rest = np.nan_to_num(s.cal["rest_mean_uv"])
-    seg = np.maximum(s.env[a:b] - rest, 0.0)
-    return cocon(seg[:, t], seg[:, sup[0]])
+    level = np.hypot(np.nan_to_num(s.cal["rest_mean_uv"]), np.nan_to_num(s.cal["rest_sd_uv"]))
+    ref = s.cal["reference_uv"]
+    value, _why = cocon_normalised(s.env[a:b, t], s.env[a:b, sup[0]],
+                                   (float(level[t]), float(level[sup[0]])),
+                                   (float(ref[t]), float(ref[sup[0]])))
+    return value
 
 
 def exercises(steps: Sequence[dict[str, Any]], scores: Sequence[dict[str, Any]]
@@ -868,17 +932,25 @@ def _section_exercises(s: _Session) -> str:
             if not reps:
                 continue
             summ = exercise_summary(reps)
+            n_ok = sum(1 for r in reps if r.get("valid", True))
             cells: list[Any] = [name, step.get("sunnybrook") or reps[0].get("sunnybrook")
-                                or "–", len(reps)]
+                                or "–", len(reps) if n_ok == len(reps)
+                                else f"{n_ok} valid of {len(reps)}"]
             for m in SCORE_METRICS:
                 mean, sd, _n = summ[m.key]
                 sd_txt = (f' <span class="sd">±{esc(fmt(sd, m.digits))}</span>'
                           if math.isfinite(sd) else "")
-                cells.append(Raw(esc(fmt(mean, m.digits)) + sd_txt))
+                shown = fmt_metric(m.key, mean)
+                cells.append(Raw(esc(shown) + (sd_txt if shown != "implausible" else "")))
             cc = mean_sd(_rep_cocon(s, r) for r in reps)[0]
             cells.append(fmt_metric("cocon", cc))
             rows.append(cells)
-        parts.append("<p class=\"note\">Mean ± SD over the repetitions of each exercise.</p>"
+        notes = "".join(f"<p class=\"bad\">{esc(name)}: {esc(invalid_note(reps))}</p>"
+                        for name, _st, reps in entries if invalid_note(reps))
+        parts.append("<p class=\"note\">Mean ± SD over the valid repetitions of each "
+                     "exercise; a repetition is not valid when a channel it uses was not "
+                     "trustworthy (electrode off, clipping, no signal) or too much of it "
+                     "was lost.</p>" + notes
                      + table(heads, rows, "exercise-summary",
                              numeric=[False, False, True] + [True] * (len(SCORE_METRICS) + 1)))
     for k, (name, step, reps) in enumerate(entries):
@@ -890,15 +962,23 @@ def _section_exercises(s: _Session) -> str:
             parts.append(fig)
         if reps:
             heads = ["Rep", "Start (s)"] + [metric_heading(m) for m in SCORE_METRICS] + [
-                "%COCON (%)"]
+                "%COCON (%)", "Valid"]
             rows = []
             for r in reps:
                 start = fmt(s.seconds(r["start_tick"]), 1) if "start_tick" in r else "–"
-                rows.append([r.get("rep", "–"), start] +
-                            [fmt_metric(m.key, r.get(m.key)) for m in SCORE_METRICS] +
-                            [fmt_metric("cocon", _rep_cocon(s, r))])
+                ok = bool(r.get("valid", True))
+                why = r.get("undefined") if isinstance(r.get("undefined"), dict) else {}
+                cells = [fmt_metric(m.key, r.get(m.key)) if ok else "–"
+                         for m in SCORE_METRICS] + [fmt_metric("cocon", _rep_cocon(s, r))]
+                cells = [Raw(f'{esc(c)} <span class="sd">({esc(why[m])})</span>')
+                         if ok and c == "–" and m in why else c
+                         for c, m in zip(cells, [m.key for m in SCORE_METRICS] + ["cocon"],
+                                         strict=True)]
+                valid_cell = Raw("yes" if ok else
+                                 f'<span class="bad">no: {esc(r.get("invalid_reason"))}</span>')
+                rows.append([r.get("rep", "–"), start] + cells + [valid_cell])
             parts.append(table(heads, rows, "reps",
-                               numeric=[True] * (len(SCORE_METRICS) + 3)))
+                               numeric=[True] * (len(SCORE_METRICS) + 3) + [False]))
         else:
             parts.append("<p class=\"note\">No scored repetitions.</p>")
     return "".join(parts)
@@ -954,12 +1034,23 @@ def _decimate(t: np.ndarray, y: np.ndarray, max_points: int) -> tuple[np.ndarray
 
 
 def _healthy_span(s: _Session, ch: int) -> float:
-    """Healthy-side reference minus its rest mean (µV): 100 % of a target."""
+    """Healthy-side reference above its rest level in power (µV): 100 % of a target; NaN
+    when that reference does not clear rest (then nothing is shown in %)."""
+    from emgfb.dsp.calibration import check_reference, subtract_rest
+
     h = healthy_partner(s.rec, ch)
     h = ch if h is None else h
-    ref, rest = s.cal["reference_uv"][h], s.cal["rest_mean_uv"][h]
-    span = ref - (rest if math.isfinite(rest) else 0.0)
-    return float(span) if math.isfinite(span) and span > 0 else float("nan")
+    ref = float(s.cal["reference_uv"][h])
+    level = _rest_level(s, h)
+    if not math.isfinite(ref) or check_reference(ref, level, "healthy") is not None:
+        return float("nan")
+    return float(subtract_rest(ref, level))
+
+
+def _rest_level(s: _Session, ch: int) -> float:
+    """Rest level of ``ch`` in power terms, hypot(mean, SD) (0 when unknown)."""
+    level = float(np.hypot(s.cal["rest_mean_uv"][ch], s.cal["rest_sd_uv"][ch]))
+    return level if math.isfinite(level) else 0.0
 
 
 def _ceiling_uv(s: _Session, step: dict[str, Any], ch: int,
@@ -980,7 +1071,7 @@ def _ceiling_uv(s: _Session, step: dict[str, Any], ch: int,
             return float(mean + ceiling["value"] * sd)
         if ceiling.get("mode") == "reference_pct":
             span = _healthy_span(s, ch)
-            return float((mean if math.isfinite(mean) else 0.0) + ceiling["value"] / 100 * span)
+            return float(np.hypot(_rest_level(s, ch), ceiling["value"] / 100 * span))
     return float(s.cal["ceiling_uv"][ch])
 
 
@@ -1033,8 +1124,9 @@ def _exercise_plot(s: _Session, name: str, step: dict[str, Any],
         role = ("affected" if c.side == rec.montage.affected_side else "healthy")
         y = s.env[a:b, ch]
         if percent:
-            rest = s.cal["rest_mean_uv"][ch]
-            y = 100.0 * (y - (rest if math.isfinite(rest) else 0.0)) / span
+            from emgfb.dsp.calibration import subtract_rest
+
+            y = 100.0 * np.asarray(subtract_rest(y, _rest_level(s, ch))) / span
         tt, yy = _decimate(t, y, max_points)
         ax.plot(tt, yy, color=colour, lw=1.0, label=f"{c.label} ({role})")
     band = float(step.get("band_pct", 10.0)) if isinstance(
@@ -1099,9 +1191,13 @@ def _exercise_plot(s: _Session, name: str, step: dict[str, Any],
 
 def _section_symmetry(s: _Session) -> str:
     rec = s.rec
-    groups = {name: reps for name, _st, reps in exercises(s.steps, s.scores) if reps}
+    from emgfb.exercises.scoring import valid_reps
+
+    groups = {name: valid_reps(reps) for name, _st, reps in exercises(s.steps, s.scores)
+              if valid_reps(reps)}
     if not groups:
-        return ""
+        return ("<h2 id=\"symmetry\">Symmetry</h2><p>No valid repetition to compute "
+                "symmetry or synkinesis from.</p>" if s.scores else "")
     rows = []
     for name, reps in groups.items():
         ai, _sd, n = mean_sd(r.get("asymmetry_index") for r in reps)

@@ -8,13 +8,20 @@ tick fed is time 0); while the ticks advance it
 
 * emits markers: kind ``"phase"`` at every phase start (``"<step label>: <phase>"``) and
   step end (``"<step label>: end"``), kind ``"rep"`` at every repetition start and end
-  (``"<step label> rep i/n start"`` / ``"... end"``);
+  (``"<step label> rep i/n start"`` / ``"... end"``), kind ``"check"`` when the signal
+  check waits, passes or is overridden, kind ``"calibration"`` when a reference is refused;
+* holds the ``signal-check`` step until every channel the protocol uses is good (the
+  channel verdicts fed with the envelope, :mod:`emgfb.exercises.signal_state`), or the
+  clinician overrides it (:meth:`SessionRunner.override_check`);
 * computes the calibration: the rest baseline (:func:`emgfb.dsp.rest_baseline`) over the
   ``rest`` step, the reference contraction of both sides of each referenced muscle
-  (:func:`emgfb.dsp.reference_contraction`) over each ``effort`` phase, and from then on
-  normalises envelopes to % of the healthy homologous reference
-  (:func:`emgfb.dsp.percent_of_healthy` with :meth:`emgfb.montage.Montage.pairs`);
-* scores every repetition when it ends (:mod:`emgfb.exercises.scoring`);
+  (:func:`emgfb.dsp.reference_contraction`) over each ``effort`` phase, refused and
+  repeated (up to the step's ``retries``) when the healthy side does not clear rest
+  (:func:`emgfb.dsp.calibration.check_reference`), and from then on normalises envelopes
+  to % of the healthy homologous reference (:func:`emgfb.dsp.percent_of_healthy` with
+  :meth:`emgfb.montage.Montage.pairs`);
+* scores every repetition when it ends (:mod:`emgfb.exercises.scoring`), valid only if
+  every channel it uses stayed good;
 * publishes :attr:`SessionRunner.cue` for a feedback view or the autopilot patient.
 
 It holds no Qt, no threads and no I/O. Imports ``dsp``, ``montage``, ``errors``,
@@ -24,7 +31,9 @@ It holds no Qt, no threads and no I/O. Imports ``dsp``, ``montage``, ``errors``,
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,9 +45,11 @@ from emgfb.dsp import (
     reference_contraction,
     rest_baseline,
 )
+from emgfb.dsp.calibration import check_reference, subtract_rest
 from emgfb.errors import CalibrationError
 from emgfb.exercises import scoring
 from emgfb.exercises.protocol import VERBS, Protocol, Step
+from emgfb.exercises.signal_state import GOOD, ChannelVerdict
 from emgfb.montage import Montage
 from emgfb.records import Marker
 
@@ -47,6 +58,8 @@ log = logging.getLogger(__name__)
 #: How far ahead :attr:`Cue.target_ahead_pct` looks, and its spacing, in seconds.
 AHEAD_S = 5.0
 AHEAD_STEP_S = 0.1
+#: How long a signal check that waits for good channels is extended at a time, seconds.
+CHECK_WAIT_STEP_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -129,6 +142,12 @@ class Cue:
         Scores of the last finished repetition (shown to the patient), or ``None``.
     finished
         True after the last step.
+    channel_states
+        The latest verdict per channel (empty when none were fed).
+    check_waiting
+        Channels the signal check is waiting for (not good), while it waits.
+    notice
+        A line for the clinician, e.g. why a reference is being repeated.
     """
 
     tick: int
@@ -159,6 +178,9 @@ class Cue:
     suppression_over: bool = False
     last_score: dict[str, Any] | None = None
     finished: bool = False
+    channel_states: tuple[ChannelVerdict, ...] = ()
+    check_waiting: tuple[int, ...] = ()
+    notice: str = ""
 
 
 @dataclass
@@ -205,6 +227,12 @@ class SessionRunner:
         RMS window of the reference contraction (DSP ``calibration.reference_window_ms``).
     rest_min_fraction
         Share of the rest step that must hold valid envelope samples.
+    pipeline_delay_s
+        The envelope pipeline's own delay (:func:`emgfb.dsp.metrics.envelope_delay_s`),
+        taken out of tracking lags and stored with each score.
+    check_timeout_s
+        How long the signal check may wait for good channels before the session stops
+        (:class:`CalibrationError`); ``None`` waits for the clinician.
 
     Raises
     ------
@@ -213,7 +241,8 @@ class SessionRunner:
     """
 
     def __init__(self, protocol: Protocol, montage: Montage, fs: float, *,
-                 reference_window_s: float = 0.5, rest_min_fraction: float = 0.5):
+                 reference_window_s: float = 0.5, rest_min_fraction: float = 0.5,
+                 pipeline_delay_s: float = 0.0, check_timeout_s: float | None = None):
         protocol.check_montage(montage)
         self.protocol = protocol
         self.montage = montage
@@ -221,16 +250,17 @@ class SessionRunner:
         self.n_channels = montage.n_channels
         self.reference_window_s = float(reference_window_s)
         self.rest_min_fraction = float(rest_min_fraction)
+        self.pipeline_delay_s = float(pipeline_delay_s)
+        self.check_timeout_s = check_timeout_s
         self.pairs = montage.pairs()
         self._pair_of = {m: (a, h) for m, a, h in self.pairs}
         self._healthy_of = {a: h for _, a, h in self.pairs}
         self.segments = self._layout()
-        self._starts = [s.start for s in self.segments]
-        self._starts_arr = np.array(self._starts, dtype=np.int64)
+        self._reindex()
+        self.used_channels = self._used_channels()
         self._ahead_offsets = np.round(
             np.arange(int(round(AHEAD_S / AHEAD_STEP_S)) + 1) * AHEAD_STEP_S * self.fs
         ).astype(np.int64)
-        self.total_ticks = self.segments[-1].end if self.segments else 0
 
         self.origin: int | None = None
         self._pos = 0  # next offset expected
@@ -250,6 +280,16 @@ class SessionRunner:
         self._last_level = np.full(self.n_channels, np.nan)  # latest valid % per channel
         self._last_env = np.full(self.n_channels, np.nan)  # latest valid µV per channel
         self.finished = False
+        self.states: list[ChannelVerdict] | None = None  # latest verdict per channel
+        self._pending: list[RunnerEvent] = []  # events raised between feeds (override)
+        self._check_overridden = False
+        self._check_waited = 0  # ticks the signal check was extended by
+        self.check_info: dict[str, Any] | None = None
+        self._rep_problems: dict[int, str] = {}
+        self._ref_problems: dict[int, str] = {}
+        self._retries: dict[int, int] = {}  # step index -> repeats done
+        self.reference_failures: list[dict[str, Any]] = []
+        self._notice = ""
         self._cue = self._make_cue()
 
     # ------------------------------------------------------------------ timeline
@@ -274,6 +314,32 @@ class SessionRunner:
                                     rep > 0 and next_rep != rep))
         return segs
 
+    def _reindex(self) -> None:
+        self._starts = [s.start for s in self.segments]
+        self._starts_arr = np.array(self._starts, dtype=np.int64)
+        self.total_ticks = self.segments[-1].end if self.segments else 0
+
+    def _used_channels(self) -> list[int]:
+        """Both sides of every muscle the protocol contracts or keeps quiet."""
+        muscles: set[str] = set()
+        for step in self.protocol.steps:
+            muscles.update(step.target)
+            muscles.update(step.suppress)
+            if step.muscle:
+                muscles.add(step.muscle)
+        return sorted(ch for m in muscles if m in self._pair_of for ch in self._pair_of[m])
+
+    def _shift(self, after: int, ticks: int, extend_current: bool) -> None:
+        """Move every segment after index ``after`` by ``ticks`` (and stretch ``after``)."""
+        segs = self.segments
+        if extend_current:
+            segs[after] = dataclasses.replace(segs[after], end=segs[after].end + ticks)
+        for k in range(after + 1, len(segs)):
+            sg = segs[k]
+            segs[k] = dataclasses.replace(sg, start=sg.start + ticks, end=sg.end + ticks,
+                                          rep_start=sg.rep_start + ticks)
+        self._reindex()
+
     def _step(self, seg: Segment) -> Step:
         return self.protocol.steps[seg.step_index]
 
@@ -288,7 +354,8 @@ class SessionRunner:
         return self._pos / self.fs
 
     # ------------------------------------------------------------------ feeding
-    def feed(self, tick: np.ndarray, envelope_uv: np.ndarray) -> list[RunnerEvent]:
+    def feed(self, tick: np.ndarray, envelope_uv: np.ndarray,
+             states: Sequence[ChannelVerdict] | None = None) -> list[RunnerEvent]:
         """Consume the next envelope chunk.
 
         Parameters
@@ -297,6 +364,10 @@ class SessionRunner:
             Absolute ticks (int64, strictly increasing across calls; steps > 1 are gaps).
         envelope_uv
             ``(n, n_channels)`` envelopes in µV, NaN where invalid.
+        states
+            The channels' verdicts for this chunk
+            (:func:`emgfb.exercises.signal_state.verdicts`); ``None`` keeps the previous
+            ones (never fed: every channel counts as good).
 
         Returns
         -------
@@ -313,7 +384,11 @@ class SessionRunner:
         if env.ndim != 2 or env.shape != (len(tick), self.n_channels):
             raise ValueError(f"envelope shape {env.shape}: expected ({len(tick)}, "
                              f"{self.n_channels})")
-        events: list[RunnerEvent] = []
+        if states is not None:
+            if len(states) != self.n_channels:
+                raise ValueError(f"{len(states)} channel states: expected {self.n_channels}")
+            self.states = list(states)
+        events, self._pending = self._pending, []
         if not len(tick) or self.finished:
             return events
         if self.origin is None:
@@ -328,8 +403,12 @@ class SessionRunner:
             if hi > lo and self._collects(seg):
                 self._window.ticks.append(tick[lo:hi])
                 self._window.rows.append(env[lo:hi])
+            if hi > lo:
+                self._note_states(seg)
             lo = hi
             if lo < n or off[-1] >= seg.end - 1:
+                if self._hold(seg, events):
+                    continue
                 self._leave(seg, events)
                 self._i += 1
                 self._entered = False
@@ -343,6 +422,92 @@ class SessionRunner:
             log.info("session %s finished", self.protocol.name)
         self._cue = self._make_cue()
         return events
+
+    def _problem(self, ch: int) -> str | None:
+        """Why channel ``ch`` is not good now (``None`` if it is, or nothing is known)."""
+        if self.states is None:
+            return None
+        v = self.states[ch]
+        if v.state == GOOD:
+            return None
+        return f"{v.state.replace('_', ' ')}: {v.reason}" if v.reason else v.state
+
+    def _note_states(self, seg: Segment) -> None:
+        """Remember the first problem of each channel a repetition or reference uses."""
+        step = self._step(seg)
+        if seg.rep > 0:
+            target, healthy, supp = self._channels(step)
+            chans = [c for c in (target, healthy, *supp, self._ocular_channel(step))
+                     if c is not None]
+            for ch in chans:
+                why = self._problem(ch)
+                if why is not None:
+                    self._rep_problems.setdefault(ch, why)
+        elif step.kind == "reference" and seg.phase == "effort":
+            for ch in self._pair_of[step.muscle]:
+                why = self._problem(ch)
+                if why is not None:
+                    self._ref_problems.setdefault(ch, why)
+
+    def check_blockers(self) -> list[int]:
+        """Channels the protocol uses that are not good now (what the signal check waits
+        for); empty when nothing is known."""
+        return [ch for ch in self.used_channels if self._problem(ch) is not None]
+
+    def override_check(self, who: str = "the clinician") -> None:
+        """Let the signal check pass although a channel is not good; stored as a marker."""
+        if self._check_overridden:
+            return
+        self._check_overridden = True
+        blockers = self.check_blockers()
+        what = "; ".join(f"{self.montage.labels[c]} {self._problem(c)}" for c in blockers)
+        tick = (self.origin or 0) + self._pos
+        label = f"signal check overridden by {who}" + (f" ({what})" if what else "")
+        self._pending.append(RunnerEvent("marker", tick, Marker(tick, label, "check")))
+        log.warning("%s", label)
+
+    @property
+    def check_overridden(self) -> bool:
+        """True once the clinician let the signal check pass."""
+        return self._check_overridden
+
+    def _hold(self, seg: Segment, events: list[RunnerEvent]) -> bool:
+        """At the end of a signal check: extend it while a used channel is not good."""
+        if seg.phase != "check":
+            return False
+        blockers = [] if self._check_overridden else self.check_blockers()
+        if not blockers:
+            if self.check_info is None or self.check_info.get("passed") is None:
+                self.check_info = {"passed": True, "overridden": self._check_overridden,
+                                   "waited_s": self._check_waited / self.fs,
+                                   "channels": {self.montage.labels[c]: self._problem(c)
+                                                for c in self.used_channels}}
+                if self._check_waited:
+                    tick = self._abs(seg.end)
+                    events.append(RunnerEvent("marker", tick, Marker(
+                        tick, "signal check passed" + (" (overridden)" if
+                                                       self._check_overridden else ""),
+                        "check")))
+            return False
+        what = "; ".join(f"{self.montage.labels[c]} {self._problem(c)}" for c in blockers)
+        if not self._check_waited:
+            tick = self._abs(seg.end)
+            events.append(RunnerEvent("marker", tick, Marker(
+                tick, f"signal check waiting: {what}", "check")))
+            log.warning("signal check waiting: %s", what)
+        if self.check_timeout_s is not None and self._check_waited >= (
+                self.check_timeout_s * self.fs):
+            self.check_info = {"passed": False, "overridden": False,
+                               "waited_s": self._check_waited / self.fs,
+                               "channels": {self.montage.labels[c]: self._problem(c)
+                                            for c in self.used_channels}}
+            raise CalibrationError(
+                f"signal check: {what} after waiting {self._check_waited / self.fs:.0f} s; "
+                "fix the electrode or override the check")
+        step_ticks = max(1, round(CHECK_WAIT_STEP_S * self.fs))
+        self._check_waited += step_ticks
+        self._shift(self._i, step_ticks, extend_current=True)
+        return True
 
     def _collects(self, seg: Segment) -> bool:
         kind = self._step(seg).kind
@@ -367,6 +532,10 @@ class SessionRunner:
             events.append(RunnerEvent("marker", self._abs(seg.start), Marker(
                 self._abs(seg.start), f"{step.label} rep {seg.rep}/{step.reps} start", "rep")))
             self._rep_window = _Window()
+            self._rep_problems = {}
+        step_kind = step.kind
+        if step_kind == "reference" and seg.phase == "effort":
+            self._ref_problems = {}
 
     def _leave(self, seg: Segment, events: list[RunnerEvent]) -> None:
         step = self._step(seg)
@@ -377,7 +546,8 @@ class SessionRunner:
             self._finish_rest(step, seg, rows)
             events.append(RunnerEvent("calibration", end))
         elif step.kind == "reference" and seg.phase == "effort":
-            self._finish_reference(step, seg, rows)
+            if self._finish_reference(step, seg, rows, events):
+                self._notice = ""
             events.append(RunnerEvent("calibration", end))
         if seg.rep > 0:
             self._rep_window.ticks.append(ticks)
@@ -415,7 +585,10 @@ class SessionRunner:
             self.post_rest_info = info
         log.info("%s: rest mean %s uV", step.label, np.round(base.mean, 2).tolist())
 
-    def _finish_reference(self, step: Step, seg: Segment, rows: np.ndarray) -> None:
+    def _finish_reference(self, step: Step, seg: Segment, rows: np.ndarray,
+                          events: list[RunnerEvent]) -> bool:
+        """Measure a reference; refuse it (and repeat the step) when the healthy side does
+        not clear rest clearly. Returns True when accepted."""
         a, h = self._pair_of[step.muscle]
         chans = [a, h]
         if not len(rows):
@@ -424,11 +597,28 @@ class SessionRunner:
             peak = reference_contraction(rows[:, chans], self.fs, self.reference_window_s)
         except CalibrationError as exc:
             raise CalibrationError(f"step {step.label!r}: {exc}") from None
-        rest = self.baseline.mean[h] if self.baseline is not None else 0.0
-        if not peak[1] > rest:
-            raise CalibrationError(
-                f"step {step.label!r}: healthy {self.montage.labels[h]} reference "
-                f"{peak[1]:.3g} uV: expected a contraction above the rest level {rest:.3g} uV")
+        rest = float(self.baseline.level[h]) if self.baseline is not None else 0.0
+        label = self.montage.labels[h]
+        why = (f"{label} {self._ref_problems[h]}" if h in self._ref_problems
+               else check_reference(float(peak[1]), rest, f"healthy {label}"))
+        if why is not None:
+            done = self._retries.get(seg.step_index, 0)
+            self.reference_failures.append({"step": step.label, "muscle": step.muscle,
+                                            "channel": label, "attempt": done + 1,
+                                            "reference_uv": float(peak[1]),
+                                            "rest_level_uv": rest, "reason": why})
+            if done >= step.retries:
+                raise CalibrationError(f"step {step.label!r}: {why}; "
+                                       f"{done + 1} attempt(s), none usable")
+            self._retries[seg.step_index] = done + 1
+            self._repeat_step(seg)
+            self._notice = f"Reference refused, repeating ({done + 1}/{step.retries}): {why}"
+            end = self._abs(seg.end)
+            events.append(RunnerEvent("marker", end, Marker(
+                end, f"{step.label}: refused, repeat {done + 1}/{step.retries}: {why}",
+                "calibration")))
+            log.warning("%s", self._notice)
+            return False
         self.reference_uv[chans] = peak
         mean = np.nanmean(rows, axis=0) if np.isfinite(rows).any() else rows[0]
         self.references.append(_Reference(step.label, step.muscle, chans,
@@ -436,6 +626,22 @@ class SessionRunner:
                                           peak.tolist(), mean.tolist()))
         if step.muscle == "orbicularis_oculi":
             self.closure_ocular_uv = mean
+        return True
+
+    def _repeat_step(self, seg: Segment) -> None:
+        """Insert the whole reference step again right after the current segment."""
+        step = self._step(seg)
+        t = seg.end
+        new: list[Segment] = []
+        for phase, dur, rep in step.phases():
+            n = round(dur * self.fs)
+            if n <= 0:
+                continue
+            new.append(Segment(t, t + n, seg.step_index, phase, rep, t))
+            t += n
+        self._shift(self._i, t - seg.end, extend_current=False)
+        self.segments[self._i + 1:self._i + 1] = new
+        self._reindex()
 
     # ------------------------------------------------------------------ normalisation
     def normalise(self, envelope_uv: np.ndarray) -> np.ndarray:
@@ -454,7 +660,7 @@ class SessionRunner:
             idx = [a, h]
             # The affected side's own reference is not used (it is scaled by the healthy
             # one) and may lie at rest level in a paralysed face: keep it out of the check.
-            ref = np.array([max(self.reference_uv[a], b.mean[a] + 1.0), self.reference_uv[h]])
+            ref = np.array([max(self.reference_uv[a], b.level[a] + 1.0), self.reference_uv[h]])
             out[:, idx] = percent_of_healthy(
                 env[:, idx], ref, [(muscle, 0, 1)],
                 Baseline(b.mean[idx], b.sd[idx], b.n_samples[idx]))
@@ -467,7 +673,7 @@ class SessionRunner:
         if anyok.any():
             idx = len(env) - 1 - np.argmax(ok[::-1], axis=0)
             self._last_env[anyok] = env[idx[anyok], np.flatnonzero(anyok)]
-        # normalisation is affine per channel: the latest level is that of the latest µV
+        # normalisation is per sample: the latest level is that of the latest µV
         self._last_level = self.normalise(self._last_env[None, :])[0]
 
     def _channels(self, step: Step) -> tuple[int | None, int | None, list[int]]:
@@ -488,13 +694,13 @@ class SessionRunner:
         pct: list[float | None] = []
         for ch in supp:
             h = self._healthy_of.get(ch, ch)
-            span = self.reference_uv[h] - b.mean[h]
+            span = float(subtract_rest(self.reference_uv[h], b.level[h]))
             if step.ceiling.mode == "baseline_sd":
                 level = float(b.threshold(step.ceiling.value)[ch])
-            else:
-                level = float(b.mean[ch] + step.ceiling.value / 100.0 * span)
+            else:  # the envelope whose level above rest (in power) is value % of the span
+                level = float(np.hypot(b.level[ch], step.ceiling.value / 100.0 * span))
             uv.append(level)
-            pct.append(float(100.0 * (level - b.mean[ch]) / span)
+            pct.append(float(100.0 * subtract_rest(level, b.level[ch]) / span)
                        if np.isfinite(span) and span > 0 else None)
         return uv, pct
 
@@ -503,6 +709,12 @@ class SessionRunner:
         """Nominal target (% of healthy reference) at tick ``offsets`` of a repetition."""
         assert step.shape_target is not None
         return step.shape_target.nominal((np.asarray(offsets) - rep_start) / self.fs)
+
+    def _ocular_channel(self, step: Step) -> int | None:
+        """Affected orbicularis oculi of a smile exercise (oral-ocular index), if measured."""
+        if "zygomaticus_major" in step.target and self.closure_ocular_uv is not None:
+            return self._pair_of.get("orbicularis_oculi", (None, None))[0]
+        return None
 
     def _score(self, step: Step, seg: Segment) -> dict[str, Any]:
         ticks, rows = self._rep_window.arrays(self.n_channels)
@@ -516,21 +728,32 @@ class SessionRunner:
         else:
             target = self.target_pct(step, seg.rep_start, offsets)
         ceil_uv, _ = self.ceilings(step)
-        ocular = None
-        if "zygomaticus_major" in step.target and self.closure_ocular_uv is not None:
-            ocular = self._pair_of.get("orbicularis_oculi", (None, None))[0]
-        rest = self.baseline.mean
+        ocular = self._ocular_channel(step)
+        b = self.baseline
+        rest = b.mean
+        cocon_pair = None
+        if supp:
+            s0 = supp[0]
+            cocon_pair = (rows[:, target_ch], rows[:, s0],
+                          (float(b.level[target_ch]), float(b.level[s0])),
+                          (float(self.reference_uv[target_ch]), float(self.reference_uv[s0])))
         metrics = scoring.score_rep(
             tracked_pct=pct[:, target_ch], target_pct=target, band_pct=step.band_pct,
             fs=self.fs, affected_uv=rows[:, target_ch], healthy_uv=rows[:, healthy_ch],
-            rest_affected_uv=float(rest[target_ch]), rest_healthy_uv=float(rest[healthy_ch]),
+            rest_mean_uv=(float(rest[target_ch]), float(rest[healthy_ch])),
+            rest_sd_uv=(float(b.sd[target_ch]), float(b.sd[healthy_ch])),
             suppression_uv=rows[:, supp] if supp else None, ceiling_uv=ceil_uv or None,
             ocular_uv=rows[:, ocular] if ocular is not None else None,
             closure_ocular_uv=(float(self.closure_ocular_uv[ocular])
                                if ocular is not None and self.closure_ocular_uv is not None
                                else None),
             ocular_rest_uv=float(rest[ocular]) if ocular is not None else None,
+            cocon_pair=cocon_pair, pipeline_delay_s=self.pipeline_delay_s,
         )
+        n_valid = int(np.isfinite(pct[:, target_ch]).sum())
+        valid, reason = scoring.rep_validity(
+            channel_problems=self._rep_problems, labels=self.montage.labels,
+            n_valid=n_valid, n_samples=self._abs(seg.end) - self._abs(seg.rep_start))
         score = {
             "step": step.label, "exercise": step.name, "sunnybrook": step.sunnybrook,
             "shape": step.shape_target.shape, "rep": seg.rep, "n_reps": step.reps,
@@ -539,11 +762,15 @@ class SessionRunner:
             "suppression_channels": supp, "ocular_channel": ocular,
             "level_pct": step.shape_target.level_pct, "band_pct": step.band_pct,
             "ceiling_uv": ceil_uv,
-            "n_valid": int(np.isfinite(pct[:, target_ch]).sum()),
+            "n_valid": n_valid,
+            "valid": valid, "invalid_reason": reason,
             **metrics,
         }
-        log.info("%s rep %d/%d: %s", step.label, seg.rep, step.reps,
-                 {k: v for k, v in metrics.items() if v is not None})
+        if valid:
+            log.info("%s rep %d/%d: %s", step.label, seg.rep, step.reps,
+                     {k: v for k, v in metrics.items() if v is not None})
+        else:
+            log.warning("%s rep %d/%d not valid: %s", step.label, seg.rep, step.reps, reason)
         return score
 
     # ------------------------------------------------------------------ cue
@@ -611,7 +838,10 @@ class SessionRunner:
             band_pct=step.band_pct if step.kind == "exercise" else None,
             target_ahead_pct=ahead, level_pct=pct(target_ch), healthy_pct=pct(healthy_ch),
             ceiling_uv=tuple(ceil_uv), ceiling_pct=tuple(ceil_pct), suppression_over=over,
-            last_score=last,
+            last_score=last, channel_states=tuple(self.states or ()),
+            check_waiting=tuple(self.check_blockers()) if (
+                seg.phase == "check" and self._check_waited and not self._check_overridden)
+            else (), notice=self._notice,
         )
 
     @staticmethod
@@ -659,6 +889,9 @@ class SessionRunner:
             "references": [r.__dict__.copy() for r in self.references],
             "eye_closure_ocular_uv": (self.closure_ocular_uv.tolist()
                                       if self.closure_ocular_uv is not None else None),
+            "reference_failures": [dict(f) for f in self.reference_failures],
+            "signal_check": dict(self.check_info) if self.check_info else None,
+            "pipeline_delay_s": self.pipeline_delay_s,
         }
 
     def protocol_document(self) -> dict[str, Any]:

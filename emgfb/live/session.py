@@ -65,7 +65,8 @@ _RESTART = object()  # queued after a seek: the processing side starts over
 class Normalisation:
     """Per-channel scale from envelope µV to activation (0 = rest, 1 = reference).
 
-    ``activation = max(0, envelope - rest_uv) / (reference_uv - rest_uv)``.
+    ``activation = sqrt(max(envelope² − rest_uv², 0)) / sqrt(reference_uv² − rest_uv²)``:
+    rest noise and activity add in power (:func:`emgfb.dsp.calibration.subtract_rest`).
     """
 
     rest_uv: np.ndarray
@@ -74,8 +75,10 @@ class Normalisation:
 
     def apply(self, envelope: np.ndarray) -> np.ndarray:
         """Activation of ``envelope`` (n, ch) in µV."""
-        span = np.maximum(self.reference_uv - self.rest_uv, 1e-6)
-        return np.maximum(envelope - self.rest_uv, 0.0) / span
+        from emgfb.dsp.calibration import subtract_rest
+
+        span = np.maximum(subtract_rest(self.reference_uv, self.rest_uv), 1e-6)
+        return subtract_rest(envelope, self.rest_uv) / span
 
 
 class LiveSession:

@@ -51,11 +51,12 @@ def test_reference_contraction_is_peak_500ms_rms() -> None:
 
 
 def test_normalisations() -> None:
-    base = Baseline(np.array([2.0, 2.0, 1.0]), np.array([0.5, 0.5, 0.1]), np.array([1, 1, 1]))
-    ref = np.array([12.0, 22.0, 11.0])
-    env = np.array([[7.0, 12.0, 6.0], [1.0, 2.0, 1.0]])
+    # rest level (power) = hypot(mean, sd) = 3, 3, 1: activity is sqrt(env² − level²)
+    base = Baseline(np.array([3.0, 3.0, 1.0]), np.array([0.0, 0.0, 0.0]), np.array([1, 1, 1]))
+    ref = np.hypot([10.0, 20.0, 10.0], base.level)
+    env = np.hypot([[5.0, 10.0, 5.0]], base.level)
+    env = np.vstack([env, [1.0, 2.0, 1.0]])
     assert np.allclose(baseline_subtracted(env, base), [[5, 10, 5], [0, 0, 0]])
-    assert np.allclose(baseline_subtracted(env, base, clip=False)[1], [-1, 0, 0])
     assert np.allclose(percent_of_reference(env, ref, base)[0], [50, 50, 50])
     pairs = [("frontalis", 0, 1)]  # channel 0 affected, channel 1 its healthy partner
     pct = percent_of_healthy(env, ref, pairs, base)

@@ -100,9 +100,15 @@ def test_scores_match_an_independent_computation(demo: tuple[Path, Path]) -> Non
         assert start[f"{s['step']} rep {s['rep']}/{s['n_reps']} start"] == s["start_tick"]
         assert start[f"{s['step']} rep {s['rep']}/{s['n_reps']} end"] == s["end_tick"]
         a, h = s["target_channel"], s["healthy_channel"]
-        span = ref[h] - rest_mean[h]
-        tracked = 100 * (env[k, a] - rest_mean[a]) / span
-        healthy = 100 * (env[k, h] - rest_mean[h]) / span
+        # rest subtracted in power: level² = mean² + sd² (noise adds in power)
+        level = np.sqrt(rest_mean ** 2 + rest_sd ** 2)
+
+        def above(x: np.ndarray, c: int, lvl: np.ndarray = level) -> np.ndarray:
+            return np.sqrt(np.maximum(x ** 2 - lvl[c] ** 2, 0.0))
+
+        span = above(ref[h], h)
+        tracked = 100 * above(env[k, a], a) / span
+        healthy = 100 * above(env[k, h], h) / span
         if step["shape"] == "mirror":
             target = healthy
         else:  # trapezoid from the protocol's own numbers
@@ -122,9 +128,13 @@ def test_scores_match_an_independent_computation(demo: tuple[Path, Path]) -> Non
         lags = np.arange(-int(fs), int(fs) + 1)
         c = [np.dot(y[max(0, -L):len(y) - max(0, L)], x[max(0, L):len(x) - max(0, -L)])
              for L in lags]
-        assert s["lag_ms"] == pytest.approx(1000 * lags[int(np.argmax(c))] / fs)
-        ma = np.mean(env[k, a][ok] - rest_mean[a])
-        mh = np.mean(env[k, h][ok] - rest_mean[h])
+        # the pipeline's own delay is reported apart and taken out of the lag
+        assert s["pipeline_delay_ms"] == pytest.approx(53.4, abs=1.0)
+        assert s["lag_ms"] == pytest.approx(1000 * lags[int(np.argmax(c))] / fs
+                                            - s["pipeline_delay_ms"])
+        both = np.isfinite(env[k, a]) & np.isfinite(env[k, h])
+        ma = above(np.sqrt(np.mean(env[k, a][both] ** 2)), a)
+        mh = above(np.sqrt(np.mean(env[k, h][both] ** 2)), h)
         assert s["symmetry_ratio"] == pytest.approx(ma / mh, rel=1e-3)
         assert s["asymmetry_index"] == pytest.approx((mh - ma) / (mh + ma), rel=1e-3)
         if s["suppression_channels"]:

@@ -198,8 +198,8 @@ def test_summary_and_calibration_tables(guided_html: str) -> None:
     assert float(zyg_l[7]) == pytest.approx(70.0 / 140.0, abs=0.005)  # A/H
     # %COCON of a smile is defined (OOC-L fires with ZYG-L), of a brow lift not
     reps = [rows for c, rows in p.tables if "reps" in c.split()]
-    assert all(0 < float(r[-1]) < 100 for r in reps[0][1:])
-    assert all(r[-1] == "–" for r in reps[1][1:])
+    assert all(0 < float(r[-2]) < 100 for r in reps[0][1:])
+    assert all(r[-2] == "–" and r[-1] == "yes" for r in reps[1][1:])
 
 
 def test_report_is_self_contained_and_private(guided_html: str) -> None:

@@ -47,7 +47,7 @@ def runner(tmp_path: Path) -> SessionRunner:
 
 def _synthetic(runner: SessionRunner, n: int) -> np.ndarray:
     """Rest at 2 uV (ZYG-L at 4), reference effort 102 uV on ZYG-R (52 on ZYG-L), then the
-    affected ZYG-L exactly on target and ZYG-R at twice the target."""
+    affected ZYG-L exactly on target and ZYG-R at twice the target (rest added in power)."""
     env = np.full((n, 6), 2.0)
     env[:, 4] = 4.0
     env[:, 3] = 2.0 + (np.arange(n) % 2)  # OOC-R: rest SD > 0
@@ -58,8 +58,10 @@ def _synthetic(runner: SessionRunner, n: int) -> np.ndarray:
     env[ref, 4] = 52.0
     target = runner.targets_at(off)
     ex = np.isfinite(target) & (off >= 600)
-    env[ex, 4] = 4.0 + target[ex]  # rest 4 + pct * (102 - 2) / 100
-    env[ex, 5] = 2.0 + 2 * target[ex]
+    # activity adds to rest in power: env = hypot(rest, pct/100 * span of the healthy side)
+    span = np.sqrt(102.0 ** 2 - 2.0 ** 2)
+    env[ex, 4] = np.hypot(4.0, target[ex] / 100 * span)
+    env[ex, 5] = np.hypot(2.0, 2 * target[ex] / 100 * span)
     return env
 
 

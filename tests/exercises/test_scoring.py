@@ -50,9 +50,12 @@ def test_pct_below_ceiling() -> None:
 
 
 def test_symmetry_and_oral_ocular() -> None:
-    ratio, ai = scoring.symmetry(np.full(5, 12.0), np.full(5, 42.0), 2.0, 2.0)
-    assert ratio == pytest.approx(0.25) and ai == pytest.approx(0.6)
-    assert scoring.symmetry(np.full(3, 2.0), np.full(3, 2.0), 2.0, 2.0) == (None, None)
+    # rest 3 µV (mean 3, SD 0): activity above rest in power is sqrt(env² − 9)
+    a, h = np.hypot(10.0, 3.0), np.hypot(40.0, 3.0)
+    ratio, ai, why = scoring.symmetry(np.full(5, a), np.full(5, h), (3.0, 3.0), (0.0, 0.0))
+    assert ratio == pytest.approx(0.25) and ai == pytest.approx(0.6) and why is None
+    assert scoring.symmetry(np.full(3, 2.0), np.full(3, 2.0), (2.0, 2.0), (0.1, 0.1)) == (
+        None, None, "both sides at rest")
     assert scoring.oral_ocular(np.full(4, 12.0), 42.0, 2.0) == pytest.approx(0.25)
     assert scoring.oral_ocular(np.full(4, 12.0), 2.0, 2.0) is None
 
@@ -61,8 +64,9 @@ def test_score_rep_has_every_metric() -> None:
     n = 100
     out = scoring.score_rep(tracked_pct=np.full(n, 30.0), target_pct=np.full(n, 30.0),
                             band_pct=10, fs=1000, affected_uv=np.full(n, 5.0),
-                            healthy_uv=np.full(n, 5.0), rest_affected_uv=1.0,
-                            rest_healthy_uv=1.0)
-    assert set(out) == set(scoring.METRICS)
+                            healthy_uv=np.full(n, 5.0), rest_mean_uv=(1.0, 1.0),
+                            rest_sd_uv=(0.1, 0.1))
+    assert set(out) == set(scoring.METRICS) | {"pipeline_delay_ms", "undefined"}
+    assert out["undefined"] == {}
     assert out["pct_in_band"] == 100 and out["symmetry_ratio"] == 1 and out["asymmetry_index"] == 0
     assert out["pct_below_ceiling"] is None and out["oral_ocular_index"] is None
