@@ -32,6 +32,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="do not steer a simulated board (a real patient follows the cues)")
     p.add_argument("--headless", action="store_true",
                    help="run without the GUI (tests, batch use)")
+    p.add_argument("--override-check", action="store_true",
+                   help="let the signal check pass although a channel is not good (stored "
+                        "as a marker; reps using that channel stay invalid)")
     from emgfb.cli.live import add_screenshot_args
 
     add_screenshot_args(p)
@@ -53,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
         args.protocol, args.output, args.source or HEADLESS_SOURCE, montage=args.montage,
         subject=args.subject, notes=args.notes, dsp=args.dsp, frontend=args.frontend,
         autopilot=not args.no_autopilot, seed=args.seed, progress=progress,
+        override_check=args.override_check,
     )
     state = "finished" if result.finished else (
         "interrupted" if result.interrupted else "ended early")
@@ -114,6 +118,8 @@ def _guided_window(session, proto, args: argparse.Namespace, autopilot: bool,  #
         from emgfb.gui.session_panel import attach as attach_panel
 
         driver = GuidedDriver(session, proto, autopilot=autopilot, seed=args.seed)
+        if args.override_check:
+            driver.override_check()
         drivers.append(driver)
         attach_panel(win, driver)
 

@@ -609,6 +609,10 @@ class _Session:
                         (scores or {}).get("reps", []) if isinstance(scores, dict) else [])
             if isinstance(r, dict)]
         self.steps = _steps(self.protocol)
+        for st in self.steps:  # a step the session never reached has null ticks
+            for key in ("start_tick", "end_tick"):
+                if st.get(key) is None:
+                    st.pop(key, None)
         stored = rec.meta.get("dsp_config")
         self.cfg = (dsp_config_from_dict(stored, f"{rec.path}: dsp_config") if stored
                     else load_dsp_config())

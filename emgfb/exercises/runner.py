@@ -281,8 +281,7 @@ class SessionRunner:
         self._last_env = np.full(self.n_channels, np.nan)  # latest valid µV per channel
         self.finished = False
         self.states: list[ChannelVerdict] | None = None  # latest verdict per channel
-        self._pending: list[RunnerEvent] = []  # events raised between feeds (override)
-        self._check_overridden = False
+        self._check_overridden: str | bool = False  # who overrode the signal check
         self._check_waited = 0  # ticks the signal check was extended by
         self.check_info: dict[str, Any] | None = None
         self._rep_problems: dict[int, str] = {}
@@ -388,7 +387,7 @@ class SessionRunner:
             if len(states) != self.n_channels:
                 raise ValueError(f"{len(states)} channel states: expected {self.n_channels}")
             self.states = list(states)
-        events, self._pending = self._pending, []
+        events: list[RunnerEvent] = []
         if not len(tick) or self.finished:
             return events
         if self.origin is None:
@@ -455,43 +454,38 @@ class SessionRunner:
         return [ch for ch in self.used_channels if self._problem(ch) is not None]
 
     def override_check(self, who: str = "the clinician") -> None:
-        """Let the signal check pass although a channel is not good; stored as a marker."""
-        if self._check_overridden:
-            return
-        self._check_overridden = True
-        blockers = self.check_blockers()
-        what = "; ".join(f"{self.montage.labels[c]} {self._problem(c)}" for c in blockers)
-        tick = (self.origin or 0) + self._pos
-        label = f"signal check overridden by {who}" + (f" ({what})" if what else "")
-        self._pending.append(RunnerEvent("marker", tick, Marker(tick, label, "check")))
-        log.warning("%s", label)
+        """Let the signal check pass although a channel is not good. When the check ends
+        (at once if it is waiting) a marker names who overrode it and what was wrong."""
+        if not self._check_overridden:
+            self._check_overridden = who
 
     @property
     def check_overridden(self) -> bool:
         """True once the clinician let the signal check pass."""
-        return self._check_overridden
+        return bool(self._check_overridden)
 
     def _hold(self, seg: Segment, events: list[RunnerEvent]) -> bool:
         """At the end of a signal check: extend it while a used channel is not good."""
         if seg.phase != "check":
             return False
-        blockers = [] if self._check_overridden else self.check_blockers()
-        if not blockers:
-            if self.check_info is None or self.check_info.get("passed") is None:
-                self.check_info = {"passed": True, "overridden": self._check_overridden,
-                                   "waited_s": self._check_waited / self.fs,
-                                   "channels": {self.montage.labels[c]: self._problem(c)
-                                                for c in self.used_channels}}
-                if self._check_waited:
-                    tick = self._abs(seg.end)
-                    events.append(RunnerEvent("marker", tick, Marker(
-                        tick, "signal check passed" + (" (overridden)" if
-                                                       self._check_overridden else ""),
-                        "check")))
-            return False
+        blockers = self.check_blockers()
         what = "; ".join(f"{self.montage.labels[c]} {self._problem(c)}" for c in blockers)
+        tick = self._abs(seg.end)
+        if not blockers or self._check_overridden:
+            overridden = bool(blockers)
+            self.check_info = {"passed": True, "overridden": overridden,
+                               "waited_s": self._check_waited / self.fs,
+                               "channels": {self.montage.labels[c]: self._problem(c)
+                                            for c in self.used_channels}}
+            if overridden:
+                label = f"signal check overridden by {self._check_overridden} ({what})"
+                log.warning("%s", label)
+                events.append(RunnerEvent("marker", tick, Marker(tick, label, "check")))
+            elif self._check_waited:
+                events.append(RunnerEvent("marker", tick, Marker(
+                    tick, "signal check passed", "check")))
+            return False
         if not self._check_waited:
-            tick = self._abs(seg.end)
             events.append(RunnerEvent("marker", tick, Marker(
                 tick, f"signal check waiting: {what}", "check")))
             log.warning("signal check waiting: %s", what)
