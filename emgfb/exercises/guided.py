@@ -27,7 +27,7 @@ from emgfb.exercises.autopilot import AutopilotPatient
 from emgfb.exercises.protocol import Protocol
 from emgfb.exercises.runner import RunnerEvent, SessionRunner
 from emgfb.exercises.scoring import valid_reps
-from emgfb.exercises.signal_state import verdicts
+from emgfb.exercises.signal_state import live_verdicts
 
 log = logging.getLogger(__name__)
 
@@ -106,10 +106,9 @@ class GuidedDriver:
         ticks = np.arange(first, first + len(env), dtype=np.int64)
         self._next = first + len(env)
         states = None
-        quality = getattr(s, "quality", None)
-        if callable(quality):
+        if callable(getattr(s, "quality", None)):
             at_rest = self.runner.cue.phase in ("check", "baseline")
-            states = verdicts(quality(), self.runner.n_channels, at_rest)
+            states = live_verdicts(s, at_rest)
         try:
             events = self.runner.feed(ticks, env, states)
         except EmgfbError as exc:  # CalibrationError: the session cannot go on

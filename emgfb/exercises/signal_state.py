@@ -101,3 +101,20 @@ def patient_words(v: ChannelVerdict) -> str:
     if v.state == NO_SIGNAL:
         return "No signal — please wait"
     return "Check electrode — please wait"
+
+
+#: Source states in which nothing arrives from the board.
+SILENT_SOURCE_STATES = ("reconnecting", "failed", "stopped")
+
+
+def live_verdicts(session: Any, at_rest: bool = False) -> list[ChannelVerdict]:
+    """Verdicts for a running live session: every channel ``no_signal`` while its board is
+    unplugged or reconnecting, else :func:`verdicts` of ``session.quality()``."""
+    n = session.montage.n_channels
+    status = getattr(getattr(session, "source", None), "status", None)
+    state = getattr(status, "state", "streaming")
+    if state in SILENT_SOURCE_STATES:
+        detail = getattr(status, "detail", "")
+        return [ChannelVerdict(NO_SIGNAL, f"board {state}" + (f": {detail}" if detail else ""))
+                ] * n
+    return verdicts(session.quality(), n, at_rest)

@@ -5,17 +5,26 @@ healthy) on a shared normalised scale and the last seconds of both activations a
 traces, a target band the patient tries to match on the exercised muscle, a suppression
 ceiling on the synkinetic muscle that turns red when crossed, and mirror mode (the
 affected side's target is the healthy side's live activation). Large fonts, calm colours.
-Reads a :class:`~emgfb.gui.model.DisplayModel`. Imports Qt, pyqtgraph and ``emgfb.gui``.
+
+It never shows the patient a wrong picture: a row whose affected or healthy channel is
+not in the good state (:func:`emgfb.exercises.signal_state.live_verdicts`: electrode off,
+clipping, board unplugged) shows "Check electrode — please wait" or "No signal — please
+wait" instead of bars, percentages, traces or praise; so does every row when no sample
+has arrived for :data:`STALE_S`. Messages never rely on colour alone (a sign starts each).
+Reads a :class:`~emgfb.gui.model.DisplayModel`. Imports Qt, pyqtgraph, ``emgfb.gui`` and
+``emgfb.exercises.signal_state``.
 """
 
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 
 import pyqtgraph as pg
 from PyQt5 import QtCore, QtWidgets
 
+from emgfb.exercises.signal_state import NO_SIGNAL, ChannelVerdict, live_verdicts, patient_words
 from emgfb.gui import theme
 from emgfb.gui.model import DisplayModel
 from emgfb.gui.widgets import (
@@ -32,6 +41,8 @@ TARGET_TOLERANCE = 0.10
 DEFAULT_TARGET = 0.30
 DEFAULT_CEILING = 0.15
 SYNKINESIS_MUSCLE = "orbicularis_oculi"
+#: Seconds without a new sample after which every row says "No signal — please wait".
+STALE_S = 1.0
 
 
 class PairRow(QtWidgets.QFrame):
@@ -60,6 +71,7 @@ class PairRow(QtWidgets.QFrame):
         f2.setPointSize(13)
         sub.setFont(f2)
         left.addWidget(sub)
+        self.sub = sub
         self.message = QtWidgets.QLabel("")
         f3 = self.message.font()
         f3.setPointSize(15)
@@ -71,7 +83,7 @@ class PairRow(QtWidgets.QFrame):
         left.addStretch(1)
         box = QtWidgets.QWidget()
         box.setLayout(left)
-        box.setFixedWidth(300)
+        box.setFixedWidth(290)
         lay.addWidget(box)
         self.bars = PairBars(f"Affected ({sides[0][0].upper()})",
                              f"Healthy ({sides[1][0].upper()})")
@@ -98,6 +110,17 @@ class PairRow(QtWidgets.QFrame):
         self.healthy_curve = add_curve(self.plot, theme.HEALTHY, 2)
         self.affected_curve = add_curve(self.plot, theme.AFFECTED, 3)
         lay.addWidget(self.plot, 1)
+        #: Why this row shows no level ("" when it does), e.g. "Check electrode — ...".
+        self.blocked = ""
+
+    def set_blocked(self, message: str) -> None:
+        """Replace bars and traces by ``message`` ("" shows them again)."""
+        if message == self.blocked:
+            return
+        self.blocked = message
+        self.bars.set_blocked(message)
+        for curve in (self.affected_curve, self.healthy_curve):
+            curve.setVisible(not message)
 
     def set_guides(self, target: tuple[float, float] | None, ceiling: float | None) -> None:
         """Show or hide the target band and the ceiling line in the trace plot."""
@@ -140,6 +163,9 @@ class FeedbackView(QtWidgets.QWidget):
         f = self.instruction.font()
         f.setPointSize(18)
         self.instruction.setFont(f)
+        # wraps rather than widening the window: the whole view fits a 1366 x 768 laptop
+        self.instruction.setWordWrap(True)
+        self.instruction.setMinimumWidth(200)
         head.addWidget(self.instruction, 1)
         head.addWidget(QtWidgets.QLabel("Exercise"))
         self.muscle_box = QtWidgets.QComboBox()
@@ -163,7 +189,8 @@ class FeedbackView(QtWidgets.QWidget):
         self.ceiling_box.setSuffix(" %")
         self.ceiling_box.setValue(int(DEFAULT_CEILING * 100))
         head.addWidget(self.ceiling_box)
-        self.mirror_box = QtWidgets.QCheckBox("Mirror (target = healthy side)")
+        self.mirror_box = QtWidgets.QCheckBox("Mirror")
+        self.mirror_box.setToolTip("Mirror mode: the target is the healthy side's live level")
         head.addWidget(self.mirror_box)
         outer.addLayout(head)
         self.header = head
@@ -176,12 +203,21 @@ class FeedbackView(QtWidgets.QWidget):
         for k, (muscle, a, h) in enumerate(self.pairs):
             sides = (montage.channels[a].side, montage.channels[h].side)
             row = PairRow(muscle, a, h, sides, on_paint if k == 0 else None)
-            row.setMinimumHeight(150)
+            row.setMinimumHeight(120)
             outer.addWidget(row, 1)
             self.rows.append(row)
         x_range = model.activation.window_s
         for r in self.rows:
             r.plot.setXRange(-x_range, 0, padding=0)
+        self._newest = -1
+        self._newest_at = time.monotonic()
+        # the window redraws only when samples arrive; this watchdog redraws when they stop
+        self._watchdog = QtCore.QTimer(self)
+        self._watchdog.setInterval(250)
+        self._watchdog.timeout.connect(self._when_silent)
+        self._watchdog.start()
+        #: The latest verdict per channel (what the rows obey).
+        self.verdicts: list[ChannelVerdict] = []
         self._settings_changed()
 
     # -- settings ------------------------------------------------------------------------
@@ -228,6 +264,25 @@ class FeedbackView(QtWidgets.QWidget):
 
     # -- drawing -------------------------------------------------------------------------
 
+    def channel_verdicts(self) -> list[ChannelVerdict]:
+        """Each channel's verdict now: the session's, or no signal when samples stopped."""
+        m = self.model
+        now = time.monotonic()
+        if m.newest_index != self._newest:
+            self._newest, self._newest_at = m.newest_index, now
+        n = m.session.montage.n_channels
+        if m.newest_index < 0 or now - self._newest_at > STALE_S:
+            return [ChannelVerdict(NO_SIGNAL, "no samples from the board")] * n
+        return live_verdicts(m.session)
+
+    def _when_silent(self) -> None:
+        """Redraw (showing "No signal") when no sample arrived for :data:`STALE_S`."""
+        m = self.model
+        if (self.isVisible() and not getattr(m, "frozen", False)
+                and m.newest_index == self._newest
+                and time.monotonic() - self._newest_at > STALE_S):
+            self.refresh()
+
     def refresh(self) -> None:
         """Redraw bars and traces from the model (called on the display timer)."""
         m = self.model
@@ -236,7 +291,17 @@ class FeedbackView(QtWidgets.QWidget):
         latest = m.latest_activation()
         ex, syn = self.exercise_muscle, self.synkinesis_muscle
         mirror = self.mirror_box.isChecked()
+        self.verdicts = verdicts = self.channel_verdicts()
         for r in self.rows:
+            bad = [v for v in (verdicts[r.affected], verdicts[r.healthy]) if not v.good]
+            if bad:
+                worst = next((v for v in bad if v.state == NO_SIGNAL), bad[0])
+                words = patient_words(worst)
+                r.set_blocked(words)
+                self._show_message(r, ("⏸ " if worst.state == NO_SIGNAL else "⚠ ") + words,
+                                   theme.TEXT)
+                continue
+            r.set_blocked("")
             set_curve(r.affected_curve, x, act.y(r.affected))
             set_curve(r.healthy_curve, x, act.y(r.healthy))
             a, h = float(latest[r.affected]), float(latest[r.healthy])
@@ -258,18 +323,22 @@ class FeedbackView(QtWidgets.QWidget):
         if ceiling is not None:
             crossed = (r.bars.ceiling_crossed if self.guide is None
                        else self.guide.ceiling_crossed(r))
-            text = "Too active — relax this area" if crossed else "Stay relaxed here ✓"
+            text = "✗ Too active — relax this area" if crossed else "✓ Stay relaxed here"
             colour = theme.CEILING_CROSSED if crossed else theme.CEILING_OK
             if getattr(r, "_ceiling_colour", None) != colour:
                 r._ceiling_colour = colour
                 r.ceiling_line.setPen(pg.mkPen(colour, width=2, style=QtCore.Qt.DashLine))
         elif target is not None and math.isfinite(a):
             if a < target[0]:
-                text, colour = "A little more", theme.TEXT_MUTED
+                text, colour = "▲ A little more", theme.TEXT_MUTED
             elif a > target[1]:
-                text, colour = "Gentler", theme.TARGET_LINE
+                text, colour = "▼ Gentler", theme.TARGET_LINE
             else:
-                text, colour = "On target — hold", "#1E6B34"
+                text, colour = "● On target — hold", "#1E6B34"
+        self._show_message(r, text, colour)
+
+    @staticmethod
+    def _show_message(r: PairRow, text: str, colour: str) -> None:
         if r.message.text() != text:
             r.message.setText(text)
             r.message.setStyleSheet(f"color: {colour};")

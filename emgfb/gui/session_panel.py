@@ -8,9 +8,11 @@ instruction, countdown, rep i/n, step and Sunnybrook item, the last rep's score 
 words), draws the runner's target course (the last seconds and the next
 :data:`~emgfb.exercises.runner.AHEAD_S` seconds, with its band) on the target muscle's row
 and gives the feedback view each row's target band and suppression ceiling (red when the
-runner says the suppression muscle is over it). When the protocol ends it shows a
-:class:`SummaryPanel`; the window stays open. Imports Qt, pyqtgraph, ``emgfb.gui`` and
-``emgfb.exercises``.
+runner says the suppression muscle is over it). While a channel the current step uses is
+not good the patient is asked to wait instead (the rows show why), and while the signal
+check waits the clinician sees which channel and may override it (a marker). When the
+protocol ends it shows a :class:`SummaryPanel`; the window stays open. Imports Qt,
+pyqtgraph, ``emgfb.gui`` and ``emgfb.exercises``.
 """
 
 from __future__ import annotations
@@ -69,6 +71,16 @@ class CuePanel(QtWidgets.QFrame):
         lay.addLayout(mid)
         self.score = _label(18, colour=SCORE_COLOUR, wrap=True)
         lay.addWidget(self.score)
+        check = QtWidgets.QHBoxLayout()
+        self.check = _label(13, colour=theme.WARNING_TEXT, wrap=True)
+        check.addWidget(self.check, 1)
+        self.override = QtWidgets.QPushButton("Override signal check (clinician)")
+        self.override.setToolTip("Start although a channel is not good; stored as a marker. "
+                                 "Repetitions using that channel are not scored.")
+        check.addWidget(self.override)
+        lay.addLayout(check)
+        self.check.hide()
+        self.override.hide()
         self.progress = QtWidgets.QProgressBar()
         self.progress.setRange(0, 1000)
         self.progress.setTextVisible(False)
@@ -150,6 +162,7 @@ class GuidedFeedback(QtCore.QObject):
             w = view.header.itemAt(i).widget()
             if w is not None:
                 w.hide()
+        view.header.invalidate()  # their width must not hold the window wide (1366 px)
         self.panel = CuePanel()
         view.layout().insertWidget(0, self.panel)
         self.summary = SummaryPanel()
@@ -173,6 +186,7 @@ class GuidedFeedback(QtCore.QObject):
         self._shown: dict[str, object] = {}
         self._ceilings: dict[int, float | None] = {}
         self.summary_shown = False
+        self.panel.override.clicked.connect(driver.override_check)
         view.guide = self
         window.timer.timeout.connect(self.tick)
         window.shutdown_hooks.append(self.close)
@@ -242,9 +256,26 @@ class GuidedFeedback(QtCore.QObject):
                 rep = (f"Rep {cue.rep} of {cue.n_reps}" if cue.rep
                        else f"{done} of {cue.n_reps} done")
             self._set("rep", p.rep, rep)
-        self._set("text", p.text, cue.text.replace(" - ", " — "))
+        text = cue.text.replace(" - ", " — ")
+        waiting = self._waiting_channels(cue)
+        if waiting:  # never a level or praise from a channel that cannot be trusted
+            text = "Please wait — checking the electrodes"
+        self._set("text", p.text, text)
+        check = ""
+        if cue.check_waiting:
+            labels = r.montage.labels
+            check = "Signal check waiting for: " + "; ".join(
+                f"{labels[c]} {cue.channel_states[c].state.replace('_', ' ')}"
+                + (f" ({cue.channel_states[c].reason})" if cue.channel_states[c].reason
+                   else "") for c in cue.check_waiting)
+        elif cue.notice:
+            check = cue.notice
+        self._set("check", p.check, check)
+        p.check.setVisible(bool(check))
+        p.override.setVisible(bool(cue.check_waiting))
         self._set("countdown", p.countdown,
-                  f"{math.ceil(cue.countdown_s - 1e-9)} s" if not cue.finished else "")
+                  f"{math.ceil(cue.countdown_s - 1e-9)} s"
+                  if not (cue.finished or waiting) else "")
         last = cue.last_score
         if last is not None:
             steps = {s.label: s for s in r.protocol.steps}
@@ -252,6 +283,17 @@ class GuidedFeedback(QtCore.QObject):
             self._set("score", p.score, score_words(last, supp))
         total = max(1, r.total_ticks)
         p.progress.setValue(int(1000 * min(1.0, r.elapsed_s * r.fs / total)))
+
+    def _waiting_channels(self, cue) -> list[int]:
+        """Channels the current step uses that are not good (the patient waits)."""
+        states = cue.channel_states
+        if not states or cue.finished:
+            return []
+        if cue.step_kind == "signal-check":
+            return list(cue.check_waiting)
+        chans = [c for c in (cue.target_channel, cue.healthy_channel,
+                             *cue.suppression_channels) if c is not None]
+        return [c for c in chans if not states[c].good]
 
     def _update_guides(self, cue) -> None:
         r = self.runner
@@ -275,7 +317,7 @@ class GuidedFeedback(QtCore.QObject):
                 self._shown[f"focus{row.affected}"] = row.affected in focus
                 # the rows the exercise is about get the room; the others stay small
                 # (still drawn: the first row's paints count the display fps)
-                row.setMinimumHeight(150 if row.affected in focus else 0)
+                row.setMinimumHeight(130 if row.affected in focus else 0)
                 row.setMaximumHeight(QWIDGETSIZE_MAX if row.affected in focus else 110)
                 left = row.plot.getPlotItem().getAxis("left")
                 left.setTicks([[(v, f"{int(v * 100)}%") for v in (

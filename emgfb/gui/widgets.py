@@ -329,20 +329,25 @@ class ChannelCard(QtWidgets.QFrame):
         # hint line (descenders need no margin below them)
         lay.setContentsMargins(10, 3, 10, 1)
         lay.setSpacing(1)
+        # two lines of facts (title + badge, where + level) so six cards fit a 768 px screen
+        top = QtWidgets.QHBoxLayout()
+        top.setSpacing(8)
         title = QtWidgets.QLabel(f"<b>{muscle_name(muscle)}</b>")
         title.setTextFormat(QtCore.Qt.RichText)
-        lay.addWidget(title)
-        side_txt = f"{side.capitalize()} side" + (", affected" if affected else "")
-        where = QtWidgets.QLabel(f"{side_txt} · {label} · ch {index + 1}")
-        where.setObjectName("muted")
-        lay.addWidget(where)
-        row = QtWidgets.QHBoxLayout()
-        row.setSpacing(8)
+        top.addWidget(title, 1)
         self.badge = QtWidgets.QLabel()
         self.badge.setObjectName("badge")
         self.badge.setAlignment(QtCore.Qt.AlignCenter)
-        row.addWidget(self.badge)
+        top.addWidget(self.badge)
+        lay.addLayout(top)
+        row = QtWidgets.QHBoxLayout()
+        row.setSpacing(8)
+        side_txt = f"{side.capitalize()} side" + (", affected" if affected else "")
+        where = QtWidgets.QLabel(f"{side_txt} · {label} · ch {index + 1}")
+        where.setObjectName("muted")
+        row.addWidget(where)
         self.level = QtWidgets.QLabel("")
+        self.level.setAlignment(QtCore.Qt.AlignRight | QtCore.Qt.AlignVCenter)
         row.addWidget(self.level, 1)
         lay.addLayout(row)
         self.hint = ElidedText("Waiting for signal…")
@@ -377,7 +382,11 @@ class PairBars(QtWidgets.QWidget):
     """Affected and healthy activation of one muscle as two bars on a shared 0-100 % scale.
 
     A target band (amber) sits on the affected bar; an optional suppression ceiling (a line
-    across both bars) turns red, with the bar, when the affected side crosses it.
+    across both bars) turns red, with the bar, when the affected side crosses it. Colour
+    never carries that alone (8 % of men are red-green colour blind): a crossed ceiling is
+    also a solid, thicker line, the bar gets a hatch and its value a warning sign.
+    :meth:`set_blocked` replaces bars and percentages by a message (a channel that cannot
+    be trusted shows no level at all).
     """
 
     SCALE_MAX = 1.0
@@ -389,7 +398,8 @@ class PairBars(QtWidgets.QWidget):
         self.values = (0.0, 0.0)
         self.target: tuple[float, float] | None = None
         self.ceiling: float | None = None
-        self.setMinimumSize(240, 150)
+        self.blocked = ""
+        self.setMinimumSize(240, 110)
         self.setSizePolicy(QtWidgets.QSizePolicy.Fixed, QtWidgets.QSizePolicy.Expanding)
 
     @property
@@ -407,9 +417,29 @@ class PairBars(QtWidgets.QWidget):
         self.values, self.target, self.ceiling = vals, target, ceiling
         self.update()
 
+    def set_blocked(self, message: str) -> None:
+        """Show ``message`` instead of bars and values ("" shows the bars again)."""
+        if message != self.blocked:
+            self.blocked = message
+            self.update()
+
     def paintEvent(self, ev: QtGui.QPaintEvent) -> None:  # noqa: N802 - Qt override
         p = QtGui.QPainter(self)
         w, h = self.width(), self.height()
+        if self.blocked:
+            rect = QtCore.QRectF(6, 6, w - 12, h - 12)
+            p.fillRect(rect, QtGui.QColor("#EEF1F4"))
+            p.setPen(QtGui.QPen(QtGui.QColor(theme.TEXT_MUTED), 2, QtCore.Qt.DashLine))
+            p.drawRect(rect)
+            font = p.font()
+            font.setPointSize(14)
+            font.setBold(True)
+            p.setFont(font)
+            p.setPen(QtGui.QColor(theme.TEXT))
+            p.drawText(rect.adjusted(8, 8, -8, -8),
+                       QtCore.Qt.AlignCenter | QtCore.Qt.TextWordWrap, self.blocked)
+            p.end()
+            return
         top, bottom = 30, h - 30
         span = max(1, bottom - top)
 
@@ -432,13 +462,22 @@ class PairBars(QtWidgets.QWidget):
             p.fillRect(QtCore.QRectF(x, top, bar_w, span), QtGui.QColor("#EEF1F4"))
             y = y_of(v)
             p.fillRect(QtCore.QRectF(x, y, bar_w, bottom - y), QtGui.QColor(colours[i]))
+            if i == 0 and crossed:  # not colour alone: a hatch on the bar
+                p.fillRect(QtCore.QRectF(x, y, bar_w, bottom - y),
+                           QtGui.QBrush(QtGui.QColor("#FFFFFF"), QtCore.Qt.BDiagPattern))
             p.setPen(QtGui.QColor(theme.TEXT))
             pct = "100+%" if v > self.SCALE_MAX else f"{v * 100:.0f} %"
+            if i == 0 and crossed:
+                pct = "⚠ " + pct
             p.drawText(QtCore.QRectF(x - 15, 0, bar_w + 30, top - 4),
                        QtCore.Qt.AlignHCenter | QtCore.Qt.AlignBottom, pct)
             p.setPen(QtGui.QColor(theme.TEXT_MUTED))
-            p.drawText(QtCore.QRectF(x - 15, bottom + 2, bar_w + 30, 26),
+            small = p.font()
+            small.setPointSize(11)  # "Affected (L)" fits under its bar
+            p.setFont(small)
+            p.drawText(QtCore.QRectF(x - 14, bottom + 2, bar_w + 28, 26),
                        QtCore.Qt.AlignHCenter | QtCore.Qt.AlignTop, self.labels[i])
+            p.setFont(font)
         if self.target is not None:
             lo, hi = self.target
             rect = QtCore.QRectF(xs[0] - 6, y_of(hi), bar_w + 12, y_of(lo) - y_of(hi))
@@ -447,7 +486,8 @@ class PairBars(QtWidgets.QWidget):
             p.drawRect(rect)
         if self.ceiling is not None:
             c = theme.CEILING_CROSSED if crossed else theme.CEILING_OK
-            pen_ = QtGui.QPen(QtGui.QColor(c), 3, QtCore.Qt.DashLine)
+            pen_ = (QtGui.QPen(QtGui.QColor(c), 5, QtCore.Qt.SolidLine) if crossed
+                    else QtGui.QPen(QtGui.QColor(c), 3, QtCore.Qt.DashLine))
             p.setPen(pen_)
             y = int(y_of(self.ceiling))
             p.drawLine(xs[0] - 8, y, xs[0] + bar_w + 8, y)

@@ -109,11 +109,13 @@ def test_guided_session_runs_through_and_records(guided, qtbot, live_threads):
     from emgfb.gui import theme
 
     seen: list[tuple[str, str, str, bool]] = []
+    eye_words: set[str] = set()
 
     def frame(win, g) -> None:  # after the guided tick on the same display timer
         eye = next(r for r in win.feedback_view.rows if r.muscle == "orbicularis_oculi")
         seen.append((g.panel.text.text(), g.panel.rep.text(),
                      eye.ceiling_line.pen.color().name().upper(), g.driver.cue.suppression_over))
+        eye_words.add(eye.message.text())
 
     win, g, out = guided(frame)
     assert win.current_view == "feedback"
@@ -134,6 +136,8 @@ def test_guided_session_runs_through_and_records(guided, qtbot, live_threads):
     red = theme.CEILING_CROSSED.upper()
     assert any(colour == red and prev[3]
                for prev, (_, _, colour, _) in zip(seen, seen[1:], strict=False))
+    # "too active" and "quiet" differ by more than colour (deuteranopia): sign and words
+    assert "✗ Too active — relax this area" in eye_words and "✓ Stay relaxed here" in eye_words
     assert g.panel.score.text().startswith("Rep 2 of 2: ")
     assert "in the band" in g.panel.score.text()
     # finished: summary shown, recording finished, window and session still live
@@ -148,12 +152,13 @@ def test_guided_session_runs_through_and_records(guided, qtbot, live_threads):
         cal = rec.document("calibration")
         proto = rec.document("protocol")
         assert rec.meta["complete"]
-    assert kinds == {"phase", "rep"}
+    assert kinds <= {"phase", "rep", "check"}  # "check": the signal check waited, then passed
+    assert not any("overridden" in label for label in labels)
     for want in ("Rest baseline: baseline", "Gentle smile rep 1/2 start",
                  "Gentle smile rep 2/2 end", "Gentle smile: end"):
         assert want in labels, want
     assert [(s["step"], s["rep"]) for s in scores] == [("Gentle smile", 1), ("Gentle smile", 2)]
-    assert all(s["pct_in_band"] is not None for s in scores)
+    assert all(s["pct_in_band"] is not None and s["valid"] for s in scores)
     assert cal["rest"]["mean_uv"] and cal["reference_uv"][4] is not None
     assert proto["name"] == "tiny" and proto["finished"]
 
@@ -202,3 +207,63 @@ def test_scores_in_plain_words(tiny):
     lines = summary_words([s, {**s, "rep": 3, "pct_in_band": 50.0}], load_protocol(tiny))
     assert lines == ["Gentle smile: 2 reps, 59 % in the band on average, eye quiet 90 %, "
                      "affected side at 50 % of the healthy side"]
+
+
+# --------------------------------------------------------------------------- issue 12
+# The patient is never shown a level or praise from a channel that cannot be trusted.
+
+def test_electrode_off_shows_check_electrode_instead_of_a_bar(make_window, qtbot):
+    win = make_window("sim://?speed=2&seed=5&electrode_off=2&montage=face6", view="feedback")
+    view = win.feedback_view
+    eye = next(r for r in view.rows if r.muscle == "orbicularis_oculi")
+    qtbot.waitUntil(lambda: eye.blocked != "", timeout=10000)
+    assert eye.blocked == "Check electrode — please wait"
+    assert eye.bars.blocked == eye.blocked  # no bars and no percentages are painted
+    assert eye.message.text() == "⚠ Check electrode — please wait"
+    assert not eye.affected_curve.isVisible() and not eye.healthy_curve.isVisible()
+    assert view.verdicts[2].state == "bad" and "flat line" in view.verdicts[2].reason
+    for _ in range(10):  # it stays so: never "Stay relaxed here" on a flat channel
+        qtbot.wait(50)
+        assert "relaxed" not in eye.message.text() and eye.blocked
+    others = [r for r in view.rows if r is not eye]
+    assert all(r.blocked == "" for r in others)
+
+
+def test_unplugged_board_tells_the_patient_to_wait(make_window, qtbot, tmp_path):
+    import subprocess
+    import sys
+
+    link = tmp_path / "ttyVB"
+    with subprocess.Popen(
+            [sys.executable, "-m", "emgfb", "virtual-board", "--link", str(link), "--channels",
+             "6", "--faults", "vanish_after=2"], stdout=subprocess.PIPE, text=True) as board:
+        _unplugged_view(make_window, qtbot, board, link)
+
+
+def _unplugged_view(make_window, qtbot, board, link) -> None:
+    try:
+        assert board.stdout.readline().strip()  # the port: the board is up
+        win = make_window(f"serial://{link}?reset_wait=0&reconnect=1", view="feedback")
+        view = win.feedback_view
+        qtbot.waitUntil(lambda: win.model.newest_index > 0, timeout=10000)
+        qtbot.waitUntil(lambda: all(r.blocked == "No signal — please wait"
+                                    for r in view.rows), timeout=15000)
+        for r in view.rows:
+            assert r.message.text() == "⏸ No signal — please wait"
+            assert r.bars.blocked and not r.affected_curve.isVisible()
+    finally:
+        board.terminate()
+        board.wait(timeout=10)
+
+
+def test_guided_window_fits_a_1366x768_laptop(guided, qtbot):
+    win, g, _ = guided()
+    win.resize(1366, 768)
+    qtbot.waitUntil(lambda: g.driver.runner.elapsed_s > 0.5, timeout=10000)
+    assert win.width() == 1366 and win.height() == 768
+    assert win.minimumSizeHint().width() <= 1366 and win.minimumSizeHint().height() <= 720
+    right = win.mapToGlobal(win.rect().topRight()).x()
+    for w in (g.panel.rep, g.panel.countdown):  # the rep counter and the countdown show
+        assert w.mapToGlobal(w.rect().topRight()).x() <= right
+    plot = win.feedback_view.rows[0].plot
+    assert plot.mapToGlobal(plot.rect().topRight()).x() <= right  # the course ahead too
