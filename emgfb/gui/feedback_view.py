@@ -74,10 +74,10 @@ class PairRow(QtWidgets.QFrame):
         self.sub = sub
         self.message = QtWidgets.QLabel("")
         f3 = self.message.font()
-        f3.setPointSize(15)
+        f3.setPointSize(14)
         self.message.setFont(f3)
         self.message.setWordWrap(True)
-        self.message.setFixedHeight(60)
+        self.message.setFixedHeight(50)
         self.message.setAlignment(QtCore.Qt.AlignLeft | QtCore.Qt.AlignTop)
         left.addWidget(self.message)
         left.addStretch(1)
@@ -112,6 +112,7 @@ class PairRow(QtWidgets.QFrame):
         lay.addWidget(self.plot, 1)
         #: Why this row shows no level ("" when it does), e.g. "Check electrode — ...".
         self.blocked = ""
+        self._guides: tuple[tuple[float, float] | None, float | None] = (None, None)
 
     def set_blocked(self, message: str) -> None:
         """Replace bars and traces by ``message`` ("" shows them again)."""
@@ -121,9 +122,13 @@ class PairRow(QtWidgets.QFrame):
         self.bars.set_blocked(message)
         for curve in (self.affected_curve, self.healthy_curve):
             curve.setVisible(not message)
+        self.set_guides(*self._guides)
 
     def set_guides(self, target: tuple[float, float] | None, ceiling: float | None) -> None:
         """Show or hide the target band and the ceiling line in the trace plot."""
+        self._guides = (target, ceiling)
+        if self.blocked:  # shown again when the row is unblocked
+            target = ceiling = None
         self.band.setVisible(target is not None)
         if target is not None:
             self.band.setRegion(target)
@@ -298,7 +303,7 @@ class FeedbackView(QtWidgets.QWidget):
                 worst = next((v for v in bad if v.state == NO_SIGNAL), bad[0])
                 words = patient_words(worst)
                 r.set_blocked(words)
-                self._show_message(r, ("⏸ " if worst.state == NO_SIGNAL else "⚠ ") + words,
+                self._show_message(r, ("○ " if worst.state == NO_SIGNAL else "⚠ ") + words,
                                    theme.TEXT)
                 continue
             r.set_blocked("")

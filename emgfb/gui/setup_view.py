@@ -11,6 +11,7 @@ pyqtgraph and ``emgfb.gui``.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -64,6 +65,7 @@ class SetupView(QtWidgets.QWidget):
                  parent: QtWidgets.QWidget | None = None):
         super().__init__(parent)
         self.model = model
+        self._newest, self._newest_at = -1, time.monotonic()
         s = model.session
         montage = s.montage
         outer = QtWidgets.QVBoxLayout(self)
@@ -179,8 +181,26 @@ class SetupView(QtWidgets.QWidget):
         # Badges and hints change slowly: the main window's 4 Hz status timer updates them.
 
     def refresh_quality(self) -> None:
-        """Update the badges and hints from the session's latest quality results."""
-        q = self.model.session.quality()
+        """Update the badges and hints from the session's latest quality results; every
+        channel says "No signal" while the board is unplugged or no sample has arrived for
+        :data:`~emgfb.gui.feedback_view.STALE_S` (the last grades would be a wrong picture)."""
+        from emgfb.exercises.signal_state import SILENT_SOURCE_STATES
+        from emgfb.gui.feedback_view import STALE_S
+
+        m = self.model
+        now = time.monotonic()
+        if m.newest_index != self._newest:
+            self._newest, self._newest_at = m.newest_index, now
+        status = getattr(getattr(m.session, "source", None), "status", None)
+        silent = getattr(status, "state", "streaming") in SILENT_SOURCE_STATES
+        if (silent or now - self._newest_at > STALE_S) and not getattr(m, "frozen", False) \
+                and self._newest >= 0:
+            hint = (f"No samples from the board for {now - self._newest_at:.0f} s: check "
+                    "the USB cable and the board's power; emgfb reconnects by itself.")
+            for card in self.cards:
+                card.set_quality("no_signal", hint, "")
+            return
+        q = m.session.quality()
         for i, card in enumerate(self.cards):
             state, hint, level = quality_view(q[i] if i < len(q) else None, i)
             card.set_quality(state, hint, level)

@@ -34,6 +34,7 @@ QUALITY = {
     "warn": ("#FCEFD2", "#8A5A00"),
     "bad": ("#F9DADA", "#9B1C1C"),
     "unknown": ("#E6EAEE", "#5F6F80"),
+    "no_signal": ("#F9DADA", "#9B1C1C"),
 }
 
 #: Banner (mains-power warning) colours.

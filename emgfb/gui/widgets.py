@@ -221,13 +221,14 @@ def set_curve(curve: TraceCurve | pg.PlotDataItem, x: np.ndarray, y: np.ndarray)
 
 
 def quality_style(state: str) -> str:
-    """Stylesheet of a quality badge in ``state`` (good/warn/bad/unknown)."""
+    """Stylesheet of a quality badge in ``state`` (good/warn/bad/unknown/no_signal)."""
     bg, fg = theme.QUALITY.get(state, theme.QUALITY["unknown"])
     return (f"background:{bg}; color:{fg}; border-radius:9px; padding:2px 10px;"
             " font-weight:bold;")
 
 
-BADGE_TEXT = {"good": "Good", "warn": "Check", "bad": "Poor", "unknown": "Waiting"}
+BADGE_TEXT = {"good": "Good", "warn": "Check", "bad": "Poor", "unknown": "Waiting",
+              "no_signal": "No signal"}
 
 
 class ElidedText(QtWidgets.QWidget):
@@ -322,7 +323,7 @@ class ChannelCard(QtWidgets.QFrame):
                  parent: QtWidgets.QWidget | None = None):
         super().__init__(parent)
         self.setObjectName("card")
-        self.setFixedWidth(290)
+        self.setFixedWidth(310)
         self.index = index
         lay = QtWidgets.QVBoxLayout(self)
         # a tight bottom margin: with six channels in 900 px it makes room for a third
@@ -332,7 +333,9 @@ class ChannelCard(QtWidgets.QFrame):
         # two lines of facts (title + badge, where + level) so six cards fit a 768 px screen
         top = QtWidgets.QHBoxLayout()
         top.setSpacing(8)
-        title = QtWidgets.QLabel(f"<b>{muscle_name(muscle)}</b>")
+        title = QtWidgets.QLabel(f"<b>{muscle_name(muscle)}</b>"
+                                 f"<span style='color:{theme.TEXT_MUTED}; font-size:small'>"
+                                 f"&nbsp;ch&nbsp;{index + 1}</span>")
         title.setTextFormat(QtCore.Qt.RichText)
         top.addWidget(title, 1)
         self.badge = QtWidgets.QLabel()
@@ -342,8 +345,8 @@ class ChannelCard(QtWidgets.QFrame):
         lay.addLayout(top)
         row = QtWidgets.QHBoxLayout()
         row.setSpacing(8)
-        side_txt = f"{side.capitalize()} side" + (", affected" if affected else "")
-        where = QtWidgets.QLabel(f"{side_txt} · {label} · ch {index + 1}")
+        side_txt = side.capitalize() + (", affected" if affected else "")
+        where = QtWidgets.QLabel(f"{side_txt} · {label}")
         where.setObjectName("muted")
         row.addWidget(where)
         self.level = QtWidgets.QLabel("")

@@ -249,7 +249,7 @@ def _unplugged_view(make_window, qtbot, board, link) -> None:
         qtbot.waitUntil(lambda: all(r.blocked == "No signal — please wait"
                                     for r in view.rows), timeout=15000)
         for r in view.rows:
-            assert r.message.text() == "⏸ No signal — please wait"
+            assert r.message.text() == "○ No signal — please wait"
             assert r.bars.blocked and not r.affected_curve.isVisible()
     finally:
         board.terminate()
