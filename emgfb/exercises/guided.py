@@ -5,9 +5,10 @@ This module owns :class:`GuidedDriver`, the Qt-free glue between a started
 ``set_normalisation``, ``stop_record``, ``montage``, ``fs``, ``source``, ``dsp_config``)
 and a :class:`~emgfb.exercises.runner.SessionRunner`. A display timer (or a test) calls
 :meth:`GuidedDriver.poll`: it lets the autopilot patient (simulated boards) react to the
-current cue, reads the envelope samples published since the previous poll, feeds them to
-the runner with each channel's verdict (:mod:`emgfb.exercises.signal_state`, from the
-session's quality), and routes its events: markers go to the session (and so the recording) at
+current cue, reads the envelope samples published since the previous poll (from the first
+poll on: the protocol starts when its cues can be seen), feeds them to the runner with each
+channel's verdict (:mod:`emgfb.exercises.signal_state`, from the session's quality), and
+routes its events: markers go to the session (and so the recording) at
 the runner's ticks, the calibration, protocol and scores documents to the recording as
 soon as they change. Once calibrated, the session's live activation scale is set to the
 runner's (% of the healthy homologous reference), so the feedback view's bars and traces
@@ -100,7 +101,11 @@ class GuidedDriver:
         s = self.session
         if s.newest_index < 0 or (self._next is not None and self._next > s.newest_index):
             return []
-        first, env = s.read("envelope", self._next if self._next is not None else 0)
+        if self._next is None:
+            # the protocol starts now, with the patient in front of the cues: samples that
+            # arrived before the first poll (window still opening) are not run through it
+            self._next = s.newest_index
+        first, env = s.read("envelope", self._next)
         if not len(env):
             return []
         ticks = np.arange(first, first + len(env), dtype=np.int64)
