@@ -16,10 +16,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``import`` subcommand."""
     p = subparsers.add_parser(
         "import",
-        help="convert an OpenBCI/BrainFlow/Chords/OpenSignals/XDF/CSV file to a session",
+        help="convert an OpenBCI/BrainFlow/Chords/OpenSignals/XDF/WAV/EDF/BDF/CSV file to a "
+        "session",
         description="Read a recording written by another tool and write it as an emgfb "
         "HDF5 session (never overwrites). The sample rate is detected from timestamps "
-        "where the file has them; lost samples stay gaps; markers become kind 'import'. "
+        "where the file has them; lost samples (and EDF BAD_ACQ_SKIP spans) stay gaps; "
+        "markers and EDF annotations become markers of kind 'import'; emgfb's own CSV and "
+        "EDF/BDF exports come back with their samples. "
         "Formats: " + ", ".join(FORMATS) + ".",
     )
     p.add_argument("input", metavar="INPUT", help="file written by the peer tool")
