@@ -144,3 +144,19 @@ def test_import_reads_a_foreign_edf_written_by_edfio(tmp_path):
         keep[2 * fs:2 * fs + fs // 2] = False
         np.testing.assert_allclose(rec.uv()[:, 0], emg[keep], atol=400 / 65535)
         np.testing.assert_allclose(rec.uv()[:, 1], emg[keep], atol=400 / 65535)
+
+
+@pytest.mark.parametrize(("cut", "needle"), [
+    (0.5, "data records, the file holds"), (300, "header fields are not numbers")])
+def test_import_of_a_damaged_edf_is_one_line_and_writes_nothing(session, tmp_path, capsys,
+                                                                 cut, needle):
+    out = tmp_path / "s.edf"
+    assert main(["export", str(session), "--format", "edf", "-o", str(out)]) == 0
+    data = out.read_bytes()
+    bad = tmp_path / "bad.edf"
+    bad.write_bytes(data[: int(len(data) * cut) + 7] if cut < 1 else data[:cut])
+    capsys.readouterr()
+    assert main(["import", str(bad), "-o", str(tmp_path / "b.h5")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and needle in err and str(bad) in err
+    assert not (tmp_path / "b.h5").exists()

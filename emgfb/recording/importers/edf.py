@@ -51,6 +51,7 @@ def read(path: str | Path, fs: float | None = None) -> ImportedRecording:
         raise fail(path, f"header starts {head[:8]!r}: expected an EDF ('0       ') or BDF "
                    "('\\xffBIOSEMI') file")
     bdf = head.startswith(_BDF_MAGIC)
+    _check_size(path, bdf)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # edfio warns about non-standard header fields
@@ -130,6 +131,28 @@ def read(path: str | Path, fs: float | None = None) -> ImportedRecording:
         nominal_fs=float(rate), header={"kind": kind, "equipment": equipment,
                                         "labels": [s.label for s in chosen]},
     )
+
+
+def _check_size(path: Path, bdf: bool) -> None:
+    """Refuse a file shorter (or longer) than its header says, with one line."""
+    kind = "BDF" if bdf else "EDF"
+    with path.open("rb") as fh:
+        head = fh.read(256)
+        try:
+            n_header = int(head[184:192])
+            n_records = int(head[236:244])
+            n_signals = int(head[252:256])
+            fh.seek(256 + 216 * n_signals)
+            spr = [int(fh.read(8)) for _ in range(n_signals)]
+        except ValueError:
+            raise fail(path, f"{kind} header fields are not numbers; expected an {kind} "
+                       "header") from None
+    record = sum(spr) * (3 if bdf else 2)
+    size = path.stat().st_size
+    if n_records >= 0 and size != n_header + n_records * record:
+        held = (size - n_header) / record if record else 0
+        raise fail(path, f"header says {n_records} data records, the file holds {held:.2f}: "
+                   f"truncated or not a complete {kind} file")
 
 
 FORMAT = Format("edf", sniff, read)
