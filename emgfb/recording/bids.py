@@ -102,7 +102,12 @@ def export_bids(src: str | Path, root: str | Path, *, data_format: str = "edf",
         raise RecordingError(f"{root}: folder {root.parent} does not exist")
     with open_recording(src) as rec:
         layout = _Layout.of(rec, root, data_format, session, task, run)
-        return _write(rec, layout)
+        try:
+            return _write(rec, layout)
+        except OSError as exc:
+            where = exc.filename or root
+            raise RecordingError(f"{where}: cannot write the BIDS dataset "
+                                 f"({exc.strerror or exc}); nothing was left behind") from None
 
 
 @dataclass

@@ -140,3 +140,19 @@ def test_bad_bids_exports_are_one_line_and_leave_nothing(guided, tmp_path, capsy
         ro.chmod(0o755)
     if os.geteuid() != 0:  # root writes anywhere
         assert rc == 2 and list(ro.iterdir()) == []
+
+
+def test_a_failure_while_writing_leaves_nothing_behind(guided, tmp_path, monkeypatch, capsys):
+    import errno
+
+    from emgfb.recording import export
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(args[1]))
+
+    monkeypatch.setattr(export, "write_edf", full)
+    root = tmp_path / "ds"
+    assert main(["export", str(guided), "--format", "bids", "-o", str(root)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "No space left on device" in err
+    assert not root.exists()  # the dataset folder this export created is gone again
