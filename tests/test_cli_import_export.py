@@ -177,6 +177,7 @@ def test_export_csv_then_import_gives_the_same_samples(gapped_session, tmp_path,
         assert rec.fs == src.fs and rec.n_samples == src.n_samples
         np.testing.assert_array_equal(rec.tick, src.tick - src.tick[0])
         assert rec.lost_ticks == 25
+        assert rec.montage.channels == src.montage.channels  # muscles and sides kept
         if what == "raw":
             np.testing.assert_array_equal(rec.counts, counts)
         np.testing.assert_allclose(rec.uv(), src.uv(), rtol=1e-9, atol=1e-9)

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from emgfb.montage import SIDES, Channel, Montage
+from emgfb.montage import MUSCLES, SIDES, Channel, Montage
 from emgfb.recording.importers.base import ImportedRecording, jsonable
 from emgfb.records import Marker
 
@@ -100,16 +100,23 @@ class SessionArrays:
     max_error: np.ndarray
 
 
-def import_montage(names: Sequence[str]) -> Montage:
+def import_montage(names: Sequence[str], muscles: Sequence[str] | None = None,
+                   sides: Sequence[str] | None = None) -> Montage:
     """Montage for imported channels: labels = original names (made unique), muscle
-    ``"other"``, sides alternating left/right, no affected side."""
+    ``"other"`` and sides alternating left/right unless the source names known muscles
+    and sides (emgfb's own exports do), no affected side."""
     labels: list[str] = []
     for i, name in enumerate(names):
         label = str(name).strip() or f"CH{i + 1}"
         while label in labels:
             label = f"{label}_{i + 1}"
         labels.append(label)
-    chans = tuple(Channel(lab, "other", SIDES[i % 2]) for i, lab in enumerate(labels))
+    known = (muscles is not None and sides is not None and len(muscles) == len(labels)
+             and len(sides) == len(labels) and all(m in MUSCLES for m in muscles)
+             and all(s in SIDES for s in sides))
+    chans = tuple(Channel(lab, muscles[i] if known else "other",
+                          sides[i] if known else SIDES[i % 2])
+                  for i, lab in enumerate(labels))
     return Montage("imported", chans, "none")
 
 
@@ -138,7 +145,8 @@ def session_arrays(rec: ImportedRecording) -> SessionArrays:
         uv_per_count[ch] = step * (1.0 if k is None else k)
         offset[ch] = rec.offset[ch] / step
         how.append(f"{rec.channel_names[ch]}: {step:.6g} {rec.units[ch]} per count ({why})")
-    montage = import_montage(rec.channel_names)
+    montage = import_montage(rec.channel_names, rec.header.get("muscles"),
+                             rec.header.get("sides"))
     markers = [Marker(int(t), str(label), "import") for t, label in rec.markers]
     meta: dict[str, Any] = {
         "notes": f"Imported from {rec.source_path.name if rec.source_path else '?'} "
