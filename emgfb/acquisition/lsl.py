@@ -23,8 +23,11 @@ URL parameters of ``lsl://`` (all optional):
 ``timeout``     5         seconds to wait for the stream to appear on the network
 ``scale``       0.1       µV per count of the virtual 16-bit ADC; one value or one per
                           channel, comma-separated (``0.1,0.1,0.5``)
-``jitter_ms``   5         timestamp steps up to one sample period plus this are
-                          jitter; longer steps are gaps (lost ticks)
+``jitter_ms``   5         lateness beyond the stream's clock line tolerated (plus one
+                          period and the spread batched stamps showed) before samples
+                          count as lost (:class:`StreamClock`)
+``stall``       2         seconds without a sample after which the source fails (the
+                          sender stopped, crashed or left the network); 0: wait forever
 ============== ========= ===========================================================
 
 Quantisation: each float sample ``x`` (in the channel's unit: microvolts unless the stream
@@ -51,14 +54,14 @@ import numpy as np
 from emgfb import __version__
 from emgfb.acquisition.source import Chunk, Marker, Source, query_param, register_scheme
 from emgfb.errors import ConfigError, DeviceError
-from emgfb.montage import Channel, Montage
+from emgfb.montage import MUSCLES, SIDES, Channel, Montage
 from emgfb.protocol import BoardInfo
 from emgfb.worker import Worker
 
 log = logging.getLogger(__name__)
 
 _HINT = "lsl:// URL"
-_KNOWN = ("timeout", "scale", "jitter_ms", "name", "type", "source_id", "hostname")
+_KNOWN = ("timeout", "scale", "jitter_ms", "stall", "name", "type", "source_id", "hostname")
 #: Stream properties a ``lsl://`` URL may select on.
 SELECTORS = ("name", "type", "source_id", "hostname")
 #: Counts of the virtual ADC an LSL stream is quantised into.
@@ -90,6 +93,23 @@ def import_pylsl() -> Any:
             f"Lab Streaming Layer unavailable ({first}); install it with: pip install pylsl"
         ) from None
     return pylsl
+
+
+def lsl_errors(pylsl: Any) -> tuple[type[BaseException], type[BaseException]]:
+    """pylsl's ``(LostError, TimeoutError)`` classes, wherever this pylsl version keeps them.
+
+    pylsl up to 1.16 exported them at top level; 1.17 and later keep them in
+    ``pylsl.util`` only. Both derive from :class:`RuntimeError`, the fallback.
+    """
+    found = []
+    for name in ("LostError", "TimeoutError"):
+        cls: Any = None
+        for where in (getattr(pylsl, "util", None), pylsl, getattr(pylsl, "pylsl", None)):
+            cls = getattr(where, name, None)
+            if isinstance(cls, type) and issubclass(cls, BaseException):
+                break
+        found.append(cls if isinstance(cls, type) else RuntimeError)
+    return found[0], found[1]
 
 
 def local_clock() -> float:
@@ -154,27 +174,42 @@ def resolve_stream(prop: str, value: str, timeout: float) -> Any:
 
 
 class SampleClock:
-    """Map sample ticks to LSL time and back, at the board's nominal rate.
+    """Map sample ticks to LSL time and back, following the board's real rate.
 
-    ``lsl_time(tick) = anchor_time + (tick - anchor_tick) / fs``. It is anchored once, at the
+    ``lsl_time(tick) = anchor_time + (tick - anchor_tick) * slope``. It is anchored at the
     first chunk, so timestamps follow the sample clock (gaps stay gaps) and never the
     jitter of read times. Read the first chunk promptly after the source starts: a backlog
-    at that read would shift every timestamp later by its age. A board clock that runs
-    fast or slow drifts against ``local_clock()`` by that error (no drift correction yet).
-    Thread-safe: anchored by the acquisition thread, read by marker threads.
+    at that read would shift every timestamp later by its age.
+
+    Drift: a board's crystal or resonator is off its nominal rate by up to a few per mille
+    (0.5 % is 18 s an hour). Every chunk's arrival (:meth:`observe`) feeds a least-squares
+    line of arrival time against tick, with exponential forgetting; once it spans
+    ``settle_s`` of ticks and its rate is within 2 % of nominal (an unpaced or
+    fast-forwarded source is not real time and keeps the nominal rate), the slope steers
+    towards it over ``steer_s``: timestamps stay continuous and monotonic, and follow
+    ``local_clock()`` to within the read jitter instead of drifting away.
+    Thread-safe: fed by the acquisition thread, read by marker threads.
 
     Parameters
     ----------
     fs
         Nominal sample rate in Hz.
+    settle_s, steer_s, memory_s
+        Tick span before drift is corrected; time over which an offset is steered out;
+        forgetting time constant of the fit.
     """
 
-    def __init__(self, fs: float):
+    def __init__(self, fs: float, *, settle_s: float = 10.0, steer_s: float = 5.0,
+                 memory_s: float = 60.0):
         if not fs > 0:
             raise ConfigError(f"sample clock: fs={fs!r}: expected > 0")
         self.fs = float(fs)
+        self.settle_s, self.steer_s = float(settle_s), float(steer_s)
+        self._fit = _DecayedLine(1.0 / self.fs, memory_s)
         self._anchor_tick = 0
         self._anchor_time = 0.0
+        self._slope = 1.0 / self.fs
+        self._last_observed: int | None = None
         self._ready = threading.Event()
         self._lock = threading.Lock()
 
@@ -183,34 +218,240 @@ class SampleClock:
         """True once :meth:`observe` or :meth:`anchor` has run."""
         return self._ready.is_set()
 
+    @property
+    def rate_hz(self) -> float:
+        """The sample rate the timestamps currently follow (nominal until drift is known)."""
+        with self._lock:
+            return 1.0 / self._slope
+
     def anchor(self, tick: int, lsl_time: float) -> None:
-        """(Re-)anchor: sample ``tick`` was taken at ``lsl_time``."""
+        """(Re-)anchor: sample ``tick`` was taken at ``lsl_time``; forgets the drift fit."""
         with self._lock:
             self._anchor_tick, self._anchor_time = int(tick), float(lsl_time)
+            self._slope = 1.0 / self.fs
+            self._fit.reset()
+            self._fit.add(int(tick), float(lsl_time))
+            self._last_observed = int(tick)
         self._ready.set()
 
     def observe(self, chunk: Chunk) -> None:
-        """Anchor at the first chunk seen: its last sample at the moment it was received."""
-        if self.anchored or len(chunk) == 0:
+        """Note a chunk's arrival: its last sample was taken (at the latest) now."""
+        if len(chunk) == 0:
             return
         age = max(0.0, time.time() - float(chunk.host_time))
-        self.anchor(int(chunk.tick[-1]), local_clock() - age)
+        self.observe_arrival(int(chunk.tick[-1]), local_clock() - age)
+
+    def observe_arrival(self, tick: int, lsl_time: float) -> None:
+        """Sample ``tick`` arrived at ``lsl_time``: anchor at the first, then track drift."""
+        if not self.anchored:
+            self.anchor(tick, lsl_time)
+            return
+        with self._lock:
+            prev = self._last_observed
+            if prev is not None and tick <= prev:
+                return  # seen already (two observers of one chunk)
+            self._last_observed = int(tick)
+            self._fit.add(int(tick), float(lsl_time))
+            slope = self._fit.slope(settle_s=self.settle_s)
+            nominal = 1.0 / self.fs
+            if prev is None or slope is None or abs(slope / nominal - 1.0) > 0.02:
+                return
+            # continue from the last tick already stamped (no step in the timestamps)
+            then = self._anchor_time + (prev - self._anchor_tick) * self._slope
+            offset = self._fit.at(prev) - then  # > 0: stamps run ahead of the arrivals' line
+            self._anchor_tick, self._anchor_time = int(prev), then
+            steer = offset / (self.steer_s * self.fs)
+            self._slope = min(max(slope + steer, 0.99 * slope), 1.01 * slope)
 
     def time_of(self, tick: np.ndarray | int) -> np.ndarray:
         """LSL time of ``tick`` (an array or one tick)."""
         with self._lock:
-            t0, k0 = self._anchor_time, self._anchor_tick
-        return t0 + (np.asarray(tick, dtype=np.float64) - k0) / self.fs
+            t0, k0, slope = self._anchor_time, self._anchor_tick, self._slope
+        return t0 + (np.asarray(tick, dtype=np.float64) - k0) * slope
 
     def tick_at(self, lsl_time: float) -> int:
         """The tick nearest to ``lsl_time`` (a local-clock time)."""
         with self._lock:
-            t0, k0 = self._anchor_time, self._anchor_tick
-        return int(k0 + round((float(lsl_time) - t0) * self.fs))
+            t0, k0, slope = self._anchor_time, self._anchor_tick, self._slope
+        return int(k0 + round((float(lsl_time) - t0) / slope))
 
     def wait_anchored(self, timeout: float) -> bool:
         """Block until anchored or ``timeout`` s passed; True if anchored."""
         return self._ready.wait(timeout)
+
+
+class _DecayedLine:
+    """Least-squares line ``t = a + slope * tick`` through points, forgetting old ones
+    with time constant ``memory_s`` (in ticks at ``period``)."""
+
+    def __init__(self, period: float, memory_s: float):
+        self.period, self.memory_s = float(period), float(memory_s)
+        self.reset()
+
+    def reset(self) -> None:
+        self.ref: tuple[int, float] | None = None
+        self.sums = np.zeros(5)  # w, Σk, Σt, Σkk, Σkt of (tick - ref, time - ref)
+        self.last = 0
+
+    def add(self, tick: int, t: float) -> None:
+        if self.ref is None:
+            self.ref, self.last = (int(tick), float(t)), int(tick)
+        k, tt = float(tick - self.ref[0]), float(t) - self.ref[1]
+        decay = np.exp(-max(0, tick - self.last) * self.period / self.memory_s)
+        self.sums = self.sums * decay + np.array([1.0, k, tt, k * k, k * tt])
+        self.last = max(self.last, int(tick))
+
+    def slope(self, settle_s: float, prior: tuple[float, float] | None = None
+              ) -> float | None:
+        """Fitted seconds per tick, or None while the points span less than ``settle_s``
+        (uniformly spread points over T have a standard deviation of T / sqrt(12)).
+        ``prior=(slope, span_s)`` weighs a known slope as if its points spanned
+        ``span_s``."""
+        w, sk, st, skk, skt = self.sums
+        if w <= 1:
+            return None
+        mk = sk / w
+        var = skk / w - mk * mk
+        if var * self.period**2 * 12.0 < settle_s**2:
+            return None
+        cov = skt / w - mk * (st / w)
+        if prior is not None:
+            var0 = (prior[1] / self.period) ** 2 / 12.0
+            return float((cov + var0 * prior[0]) / (var + var0))
+        return float(cov / var) if var > 0 else None
+
+    def at(self, tick: int, slope: float | None = None) -> float:
+        """The line's time at ``tick`` (with ``slope``, or the fitted one)."""
+        assert self.ref is not None
+        w, sk, st, skk, skt = self.sums
+        mk, mt = sk / w, st / w
+        if slope is None:
+            var = skk / w - mk * mk
+            slope = (skt / w - mk * mt) / var if var > 0 else self.period
+        return float(self.ref[1] + mt + slope * (tick - self.ref[0] - mk))
+
+
+class StreamClock:
+    """Ticks of an incoming stream's samples, from their LSL timestamps and a fitted line.
+
+    Every sample advances one tick; a gap (lost samples) is declared only when samples
+    arrive *later than the stream's own clock line* by more than one period, ``jitter_s``
+    and the spread that batched timestamps have shown so far. The line
+    ``t = a + slope * tick`` is a least-squares fit through the earliest-stamped sample of
+    each pull (batched or delayed stamps are late, never early), with exponential
+    forgetting (``memory_s``), so it follows a sender whose clock runs up to 2 % fast or
+    slow. Judging each step between neighbouring stamps instead invents gaps wherever a
+    sender stamps in batches (several samples with one stamp, then a jump), as
+    BrainFlow's LSL streamer does. A gap inside one pull shows in the suffix minimum of
+    the residuals: from the gap on, *every* later sample is late; its length is the
+    median lateness of the late stretch against the usual median. The spread of batched
+    stamps is the largest drawdown of the residuals (a batch falls behind the line sample
+    by sample; a gap only ever jumps ahead).
+
+    Parameters
+    ----------
+    fs
+        Nominal rate in Hz.
+    jitter_s
+        Extra lateness tolerated before a gap is declared.
+    memory_s
+        Time constant of the line fit's forgetting.
+
+    Attributes
+    ----------
+    lost_ticks
+        Ticks declared lost so far.
+    last_tick
+        Tick of the latest sample (-1 before any).
+    """
+
+    def __init__(self, fs: float, jitter_s: float = 0.005, memory_s: float = 30.0):
+        self.fs = float(fs)
+        self.period = 1.0 / self.fs
+        self.jitter_s = float(jitter_s)
+        self.lost_ticks = 0
+        self.last_tick = -1
+        self._line = _DecayedLine(self.period, memory_s)
+        self._spread = 0.0  # largest drawdown of batched stamps seen lately
+        self._floor = 0.0  # usual residual of a pull's earliest-stamped sample
+        self._mid = 0.0  # usual median residual of a pull
+        self._batched = False  # runs of equal stamps seen
+
+    @property
+    def slope(self) -> float:
+        """Fitted seconds per tick: the nominal period weighted as one second of points,
+        so a few noisy points cannot tilt the line; clamped to 2 % of nominal (a sender
+        clock further off is a fault, not drift)."""
+        slope = self._line.slope(settle_s=0.0, prior=(self.period, 1.0))
+        if slope is None:
+            return self.period
+        return min(max(slope, 0.98 * self.period), 1.02 * self.period)
+
+    def ready(self, ts: np.ndarray, hold_max: int) -> int:
+        """How many of ``ts`` can be judged now.
+
+        A sender that stamps in batches (runs of equal stamps) may have a batch cut by the
+        pull, even after its first sample, which alone looks late: for such a sender the
+        trailing run waits for the next pull (at most ``hold_max`` samples, one batch of
+        latency). A sender that stamps every sample waits for nothing.
+        """
+        n = len(ts)
+        if n and not self._batched:
+            self._batched = bool(np.any(np.diff(ts) == 0))
+        if n == 0 or not self._batched:
+            return n
+        start = int(np.flatnonzero(np.r_[True, ts[:-1] != ts[-1]])[-1])
+        return n if n - start > hold_max else start
+
+    def time_of(self, tick: int) -> float:
+        """LSL time of ``tick`` on the fitted line (the sender's dejittered clock)."""
+        if self._line.ref is None:
+            raise RuntimeError("StreamClock.time_of before any timestamp")
+        return self._line.at(tick, self.slope)
+
+    def ticks(self, ts: np.ndarray) -> np.ndarray:
+        """Ticks of the next samples, stamped ``ts`` (in arrival order)."""
+        ts = np.asarray(ts, dtype=np.float64)
+        k = self.last_tick + 1 + np.arange(len(ts), dtype=np.int64)
+        if len(ts) == 0:
+            return k
+        first_pull = self._line.ref is None
+        if first_pull:  # the line starts through the earliest-stamped sample
+            low = int(np.argmin(ts - k * self.period))
+            self._line.add(int(k[low]), float(ts[low]))
+        slope = self.slope
+        r = ts - np.array([self._line.at(int(k[0]), slope)]) - (k - k[0]) * slope
+        suffix_min = np.minimum.accumulate(r[::-1])[::-1]
+        drawdown = float(np.max(r - suffix_min))
+        if first_pull:
+            self._spread, self._floor = drawdown, float(r.min())
+        later = suffix_min - self._floor  # every sample from i on is this late
+        tol = self.period + self.jitter_s + self._spread
+        late = later > tol
+        if first_pull:
+            self._mid = float(np.median(r[~late]))
+        if late.any():
+            edges = np.flatnonzero(np.diff(np.where(late, later, 0.0)) > tol) + 1
+            if late[0]:
+                edges = np.r_[0, edges]
+            shift = np.zeros(len(ts), dtype=np.int64)
+            done = 0
+            for a, b in zip(edges, [*edges[1:], len(ts)], strict=True):
+                size = int(np.rint((np.median(r[a:b]) - self._mid) * self.fs))
+                done = max(done + 1, size)  # each late stretch is at least one tick
+                shift[a:b] = done
+            k = k + shift
+            r = r - shift * slope
+            self.lost_ticks += int(shift[-1])
+        low = int(np.argmin(r))
+        self._line.add(int(k[low]), float(ts[low]))
+        rmin, rmid = float(r[low]), float(np.median(r))
+        # the usual residuals: down at once (an early stamp is never a delay), up slowly
+        self._floor = rmin if rmin < self._floor else self._floor + 0.1 * (rmin - self._floor)
+        self._mid += 0.1 * (rmid - self._mid)
+        self._spread = max(drawdown, self._spread * 0.999)
+        self.last_tick = int(k[-1])
+        return k
 
 
 def _desc_channels(full_info: Any) -> list[dict[str, str]]:
@@ -237,10 +478,12 @@ class LslSource(Source):
     within ``timeout``, open the inlet, read the stream description) -> :meth:`read` ...
     -> :meth:`stop` / :meth:`close`.
 
-    Ticks: the first sample is tick 0; each following sample advances one tick, unless its
-    timestamp is more than one sample period plus ``jitter_ms`` after the previous one —
-    then the step in time, at the nominal rate, becomes a step in ticks (a gap of lost
-    ticks, counted in :attr:`stats`). Counts: see the module docstring.
+    Ticks: the first sample is tick 0; each following sample advances one tick, unless
+    samples arrive later than the stream's fitted clock line allows (:class:`StreamClock`):
+    then the lateness, at the nominal rate, becomes a gap of lost ticks, counted in
+    :attr:`stats`. Counts: see the module docstring. A stream silent for ``stall_s``
+    (the sender stopped or vanished; liblsl keeps trying to recover it) makes
+    :meth:`read` fail with one :class:`DeviceError` line and ``status.state == "failed"``.
 
     Parameters
     ----------
@@ -252,20 +495,26 @@ class LslSource(Source):
         µV per count, one value or one per channel (used unless the stream was published
         by emgfb, whose own scale then wins).
     jitter_ms
-        Timestamp jitter tolerated before a step counts as a gap.
+        Timestamp jitter tolerated before samples count as lost.
+    stall_s
+        Seconds without a sample before the source fails (0: never).
 
     Attributes
     ----------
     uv_per_count, offset_counts
         The counts-to-µV scale (per channel) and zero offset of the delivered counts.
     montage
-        Channels (label, muscle, side) when the stream describes them, else ``None``.
+        The stream's own channel labels (muscle and side where it describes them, else
+        ``other`` and alternating sides), or ``None`` if it names no channels.
+    units
+        The channels' units as the stream declares them (``""`` if it does not).
     stream_info
         Name, type, source_id and hostname of the resolved stream.
     """
 
     def __init__(self, prop: str, value: str, *, timeout: float = 5.0,
-                 scale_uv: float | list[float] = DEFAULT_SCALE_UV, jitter_ms: float = 5.0):
+                 scale_uv: float | list[float] = DEFAULT_SCALE_UV, jitter_ms: float = 5.0,
+                 stall_s: float = 2.0):
         super().__init__()
         if not timeout > 0:
             raise ConfigError(f"{_HINT}: timeout={timeout!r}: expected > 0")
@@ -275,16 +524,23 @@ class LslSource(Source):
         self.prop, self.value = prop, value
         self.timeout = float(timeout)
         self.jitter_s = max(0.0, float(jitter_ms)) / 1000.0
+        if not stall_s >= 0:
+            raise ConfigError(f"{_HINT}: stall={stall_s!r}: expected seconds >= 0")
+        self.stall_s = float(stall_s)
         self._scale_arg = scales
         self.uv_per_count: np.ndarray | None = None
         self.offset_counts = LSL_OFFSET_COUNTS
         self.montage: Montage | None = None
+        self.units: list[str] = []
         self.stream_info: dict[str, str] = {}
+        self.clock: StreamClock | None = None
         self._inlet: Any = None
         self._pylsl: Any = None
+        self._lost_error: type[BaseException] = RuntimeError
         self._unit = np.ones(0)
-        self._last_tick = -1
-        self._last_ts: float | None = None
+        self._last_sample = 0.0
+        self._held_x = np.zeros((0, 0))
+        self._held_ts = np.zeros(0)
         self._clipped = 0
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -304,25 +560,30 @@ class LslSource(Source):
             raise DeviceError(f"lsl://{self.value}: a string stream (markers?) is not EMG")
         if n > 16:
             raise DeviceError(f"lsl://{self.value}: {n} channels; emgfb handles at most 16")
+        self._lost_error = lsl_errors(pylsl)[0]
         inlet = pylsl.StreamInlet(short, max_buflen=60, recover=True)
         try:
             full = inlet.info(self.timeout)
             inlet.open_stream(self.timeout)
-        except Exception as exc:  # pylsl raises its own TimeoutError/LostError types
+        except RuntimeError as exc:  # pylsl's TimeoutError/LostError derive from it
             raise DeviceError(f"lsl://{self.value}: cannot open the stream ({exc})") from None
         self._inlet = inlet
         self._configure(full, n, fs)
-        self._last_tick, self._last_ts = -1, None
+        self.clock = StreamClock(fs, self.jitter_s)
+        self._held_x, self._held_ts = np.zeros((0, n)), np.zeros(0)
+        self._last_sample = time.monotonic()
         self.status.state, self.status.detail = "streaming", self._info.line
         log.info("LSL inlet open: %s (%d ch at %g Hz from %s)", full.name(), n, fs,
                  full.hostname())
 
     def _configure(self, full: Any, n: int, fs: float) -> None:
         chans = _desc_channels(full)
+        named = len(chans) == n and all(c["label"].strip() for c in chans)
         if len(chans) != n:
             chans = [{"label": f"ch{i}", "unit": "", "muscle": "", "side": ""}
                      for i in range(n)]
-        units = [c["unit"].strip().lower() for c in chans]
+        self.units = [c["unit"].strip() for c in chans]
+        units = [u.lower() for u in self.units]
         unknown = sorted({u for u in units if u not in UNIT_TO_UV})
         if unknown:
             log.warning("lsl://%s: channel unit(s) %s unknown; taken as microvolts",
@@ -345,14 +606,23 @@ class LslSource(Source):
             self.offset_counts = LSL_OFFSET_COUNTS
             bits = LSL_BITS
         self._bits = bits
-        if all(c.get("muscle") and c.get("side") in ("left", "right") for c in chans):
+        if all(c.get("muscle") in MUSCLES and c.get("side") in SIDES for c in chans):
             self.montage = Montage(
                 f"lsl-{full.name()}",
                 tuple(Channel(c["label"], c["muscle"], c["side"]) for c in chans),
                 full.desc().child("montage").child_value("affected_side") or "left",
             )
+        elif named:  # another program's stream: keep its labels, invent no anatomy
+            self.montage = Montage(
+                f"lsl-{full.name()}",
+                tuple(Channel(c["label"].strip(), "other", SIDES[i % 2])
+                      for i, c in enumerate(chans)),
+                "none",
+            )
         self.stream_info = {"name": full.name(), "type": full.type(),
                             "source_id": full.source_id(), "hostname": full.hostname()}
+        if any(self.units):
+            self.stream_info["units"] = ",".join(self.units)
         vref_mv = float(self.uv_per_count[0]) * (1 << bits) / 1000.0
         info = BoardInfo(__version__, "lsl", n, fs, bits, vref_mv, "",
                          extra={f"lsl_{k}": v for k, v in self.stream_info.items()})
@@ -386,37 +656,40 @@ class LslSource(Source):
             samples, stamps = inlet.pull_chunk(timeout=0.0, max_samples=_PULL_MAX)
             if not stamps and timeout:
                 sample, ts = inlet.pull_sample(timeout=float(timeout))
-                if sample is None:
-                    return None
-                more, more_ts = inlet.pull_chunk(timeout=0.0, max_samples=_PULL_MAX - 1)
-                samples, stamps = [sample, *more], [ts, *more_ts]
-        except self._pylsl.LostError:
-            self.status.state, self.status.detail = "failed", "LSL stream lost"
-            raise DeviceError(f"lsl://{self.value}: the stream was lost") from None
+                if sample is not None:
+                    more, more_ts = inlet.pull_chunk(timeout=0.0, max_samples=_PULL_MAX - 1)
+                    samples, stamps = [sample, *more], [ts, *more_ts]
+        except self._lost_error:
+            self._fail("the stream was lost")
         if not stamps:
+            silent = time.monotonic() - self._last_sample
+            if self.stall_s and silent > self.stall_s:
+                self._fail(f"no sample for {silent:.1f} s (stall={self.stall_s:g}); the "
+                           "sending program stopped or left the network")
             return None
+        self._last_sample = time.monotonic()
         host_time = time.time()
         x = np.asarray(samples, dtype=np.float64).reshape(len(stamps), -1)
-        ticks = self._ticks(np.asarray(stamps, dtype=np.float64))
+        ts = np.asarray(stamps, dtype=np.float64)
+        if len(self._held_ts):  # the rest of a batch the last pull cut
+            x, ts = np.concatenate([self._held_x, x]), np.concatenate([self._held_ts, ts])
+        assert self.clock is not None
+        ready = self.clock.ready(ts, hold_max=max(1, int(self.info.fs / 2)))
+        self._held_x, self._held_ts = x[ready:], ts[ready:]
+        if ready == 0:
+            return None
+        x, ts = x[:ready], ts[:ready]
+        ticks = self.clock.ticks(ts)
+        self.stats.lost_ticks = self.clock.lost_ticks
         counts = self._quantise(x)
         overrun = np.zeros(len(ticks), dtype=bool)
         self.stats.frames += len(ticks)
         return Chunk(ticks, counts, overrun, host_time)
 
-    def _ticks(self, ts: np.ndarray) -> np.ndarray:
-        """Ticks of samples with LSL timestamps ``ts`` (see the class docstring)."""
-        fs = self.info.fs
-        prev_ts = np.concatenate(([ts[0] if self._last_ts is None else self._last_ts], ts[:-1]))
-        dt = ts - prev_ts
-        step = np.ones(len(ts), dtype=np.int64)
-        gap = dt > 1.0 / fs + self.jitter_s
-        step[gap] = np.maximum(1, np.rint(dt[gap] * fs)).astype(np.int64)
-        if self._last_ts is None:
-            step[0] = 1
-        ticks = self._last_tick + np.cumsum(step)
-        self.stats.lost_ticks += int(np.sum(step - 1))
-        self._last_tick, self._last_ts = int(ticks[-1]), float(ts[-1])
-        return ticks
+    def _fail(self, why: str) -> None:
+        self.status.state, self.status.detail = "failed", f"LSL: {why}"
+        self.status.errors.append(why)
+        raise DeviceError(f"lsl://{self.value}: {why}")
 
     def _quantise(self, x: np.ndarray) -> np.ndarray:
         uv = x * self._unit
@@ -552,6 +825,7 @@ def _open_lsl(path: str, query: dict[str, str]) -> LslSource:
         timeout=query_param(query, "timeout", float, 5.0, _HINT),
         scale_uv=scale if len(scale) > 1 else scale[0],
         jitter_ms=query_param(query, "jitter_ms", float, 5.0, _HINT),
+        stall_s=query_param(query, "stall", float, 2.0, _HINT),
     )
 
 

@@ -376,3 +376,124 @@ def test_stream_command_publishes_on_lsl():
     assert len(stamps) >= 300 and np.asarray(samples).shape[1] == 3
     assert env_found and env_found[0].type() == "EMGEnvelope"
     assert result["frames"] > 0
+
+
+# -- the installed pylsl: its error classes, Ctrl-C, a vanishing stream, foreign labels ----
+
+
+def test_error_classes_of_the_installed_pylsl():
+    from emgfb.acquisition.lsl import lsl_errors
+
+    lost, timeout = lsl_errors(pylsl)
+    where = getattr(pylsl, "util", None) or pylsl.pylsl  # 1.17+ / 1.16
+    with pytest.raises(lost):
+        where.handle_error(-2)
+    with pytest.raises(timeout):
+        where.handle_error(-1)
+    assert lost is not timeout
+
+
+class _Sender:
+    """A foreign EMG outlet (labels, mixed units, no anatomy) pushing 20-sample chunks
+    every 20 ms of LSL time from a thread, until stopped or destroyed."""
+
+    LABELS = ["FDI", "APB", "Trig"]
+    UNITS = ["microvolts", "millivolts", "V"]
+
+    def __init__(self) -> None:
+        import threading
+
+        self.name = _uid("foreign")
+        info = pylsl.StreamInfo(self.name, "EMG", 3, FS, pylsl.cf_float32, self.name)
+        info.set_channel_labels(self.LABELS)
+        info.set_channel_units(self.UNITS)
+        self.outlet = pylsl.StreamOutlet(info)
+        self.pushed = 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        t0 = pylsl.local_clock()
+        while not self.stop.is_set():
+            due = t0 + (self.pushed + 20) / FS
+            if self.stop.wait(max(0.0, due - pylsl.local_clock())):  # pacing, not syncing
+                break
+            k = self.pushed + np.arange(20)
+            x = np.stack([np.sin(k / 7) * 50, np.sin(k / 7) * 0.05, np.zeros(20)], axis=1)
+            self.outlet.push_chunk(x.astype(np.float32).tolist(), (t0 + k / FS).tolist())
+            self.pushed += 20
+
+    def start_when_consumed(self, proc: subprocess.Popen) -> None:
+        deadline = time.monotonic() + 30
+        while not self.outlet.wait_for_consumers(0.5):
+            assert proc.poll() is None, proc.stderr.read()
+            assert time.monotonic() < deadline, "emgfb never subscribed"
+        self.thread.start()
+
+    def vanish(self) -> None:
+        self.stop.set()
+        self.thread.join(10)
+        self.outlet = None  # pylsl destroys the outlet with the object
+
+
+def _record(args: list[str], tmp_path: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "emgfb", "record", *args],
+                            stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"}, cwd=tmp_path)
+
+
+@pytest.mark.slow
+def test_ctrl_c_on_an_lsl_recording_keeps_the_file_labels_and_units(tmp_path):
+    import signal
+
+    sender = _Sender()
+    out = tmp_path / "s.h5"
+    rec = _record(["--source", f"lsl://{sender.name}?timeout=10", "-o", str(out)], tmp_path)
+    try:
+        sender.start_when_consumed(rec)
+        while "elapsed" not in rec.stderr.readline():  # the first progress line: recording
+            assert rec.poll() is None
+        rec.send_signal(signal.SIGINT)
+        err = rec.stderr.read()
+        assert rec.wait(30) == 130, err  # interrupted, as the shell expects
+    finally:
+        if rec.poll() is None:
+            rec.kill()
+            rec.wait(10)
+        rec.stderr.close()
+        sender.vanish()
+    assert "stopped by signal" in err and "Traceback" not in err, err
+    with open_recording(out) as r:
+        assert r.n_samples > 0
+        assert r.meta["complete"]
+        assert [c.label for c in r.montage.channels] == _Sender.LABELS
+        assert r.info is not None and r.info.extra["lsl_units"] == ",".join(_Sender.UNITS)
+
+
+@pytest.mark.slow
+def test_a_vanishing_stream_ends_a_timed_recording_with_an_error_and_a_whole_file(tmp_path):
+    sender = _Sender()
+    out = tmp_path / "s.h5"
+    rec = _record(["--source", f"lsl://{sender.name}?timeout=10", "--seconds", "3",
+                   "-o", str(out)], tmp_path)
+    try:
+        sender.start_when_consumed(rec)
+        while "elapsed" not in rec.stderr.readline():
+            assert rec.poll() is None
+        sender.vanish()  # about 1 s into the 3 s asked for
+        gone = time.monotonic()
+        err = rec.stderr.read()
+        code = rec.wait(30)
+        ended = time.monotonic() - gone
+    finally:
+        if rec.poll() is None:
+            rec.kill()
+            rec.wait(10)
+        rec.stderr.close()
+        sender.vanish()
+    assert code != 0 and ended < 8.0, (code, ended, err)
+    lines = [line for line in err.splitlines() if "error" in line]
+    assert len(lines) == 1 and "no sample for" in lines[0] and "Traceback" not in err, err
+    with open_recording(out) as r:
+        assert r.meta["complete"]
+        assert 0 < r.n_samples <= sender.pushed < 3000
