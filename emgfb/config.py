@@ -132,7 +132,7 @@ class Table:
             if default is _MISSING:
                 raise ConfigError(f"{self.source}: missing key {self.key(name)}")
             return default
-        value = self.data[name]
+        value: Any = self.data[name]
         kinds = kind if isinstance(kind, tuple) else (kind,)
         if float in kinds and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
@@ -146,9 +146,10 @@ class Table:
             allowed = list(choices)
             if value not in allowed:
                 raise self.fail(name, value, "one of " + ", ".join(map(repr, allowed)))
-        if min is not None and value < min:
+        number: Any = value  # a number whenever a bound is given
+        if min is not None and number < min:
             raise self.fail(name, value, f"a value >= {min}")
-        if max is not None and value > max:
+        if max is not None and number > max:
             raise self.fail(name, value, f"a value <= {max}")
         return value
 

@@ -134,7 +134,8 @@ class LslPublisher:
         info = source.info
         montage = getattr(source, "montage", None) or default_montage(info.n_channels)
         upc = off = None
-        for holder in (source, getattr(source, "model", None)):
+        holders: tuple[Any, ...] = (source, getattr(source, "model", None))
+        for holder in holders:
             if getattr(holder, "uv_per_count", None) is not None:
                 upc, off = holder.uv_per_count, getattr(holder, "offset_counts", 0.0)
                 break

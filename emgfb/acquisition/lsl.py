@@ -529,7 +529,7 @@ class LslSource(Source):
         self.stall_s = float(stall_s)
         self._scale_arg = scales
         self.uv_per_count: np.ndarray | None = None
-        self.offset_counts = LSL_OFFSET_COUNTS
+        self.offset_counts: float | np.ndarray = LSL_OFFSET_COUNTS
         self.montage: Montage | None = None
         self.units: list[str] = []
         self.stream_info: dict[str, str] = {}
@@ -572,7 +572,7 @@ class LslSource(Source):
         self.clock = StreamClock(fs, self.jitter_s)
         self._held_x, self._held_ts = np.zeros((0, n)), np.zeros(0)
         self._last_sample = time.monotonic()
-        self.status.state, self.status.detail = "streaming", self._info.line
+        self.status.state, self.status.detail = "streaming", self.info.line
         log.info("LSL inlet open: %s (%d ch at %g Hz from %s)", full.name(), n, fs,
                  full.hostname())
 
@@ -692,6 +692,7 @@ class LslSource(Source):
         raise DeviceError(f"lsl://{self.value}: {why}")
 
     def _quantise(self, x: np.ndarray) -> np.ndarray:
+        assert self.uv_per_count is not None  # set by start()
         uv = x * self._unit
         bad = ~np.isfinite(uv)
         if bad.any():

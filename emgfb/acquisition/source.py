@@ -203,7 +203,7 @@ def open_source(url: str) -> Source:
 
 def query_param(
     query: dict[str, str], name: str, kind: type, default: object, url_hint: str = "source URL"
-) -> object:
+) -> Any:
     """Typed look-up of a URL query parameter with a one-line error on bad values."""
     if name not in query:
         return default

@@ -173,8 +173,8 @@ def load_dsp_config(path: str | Path | None = None) -> DspConfig:
         On an unreadable file, unknown section or key, wrong type or out-of-range value;
         the message names the file, the key, the value given and what was expected.
     """
-    path = DEFAULT_DSP_CONFIG if path is None else resolve_config(path, "dsp")
-    return dsp_config_from_dict(load_toml(path), path)
+    source: ConfigPath = DEFAULT_DSP_CONFIG if path is None else resolve_config(path, "dsp")
+    return dsp_config_from_dict(load_toml(source), source)
 
 
 def dsp_config_from_dict(data: dict[str, Any], source: str | ConfigPath = "stored DSP config"
