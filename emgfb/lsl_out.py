@@ -118,37 +118,6 @@ class LslPublisher:
         log.info("LSL outlets %r, %r, %r (%d ch at %g Hz)", name, f"{name}-envelope",
                  f"{name}-markers", self.n_channels, self.fs)
 
-    @classmethod
-    def for_source(cls, source: Any, name: str = DEFAULT_NAME, *, frontend: str = "bioamp",
-                   dsp_config: Any = "default") -> LslPublisher:
-        """A publisher for a started source, with its envelope computed here.
-
-        Montage and counts-to-µV scale come from the source when it knows them (simulator,
-        replay, ``lsl://``), else the bundled montage for its channel count and the
-        ``frontend`` descriptor. ``dsp_config``: settings name/path, a loaded config,
-        ``"default"`` (the bundled settings) or None (no envelope stream data).
-        """
-        from emgfb.config import load_frontend
-        from emgfb.montage import default_montage
-
-        info = source.info
-        montage = getattr(source, "montage", None) or default_montage(info.n_channels)
-        upc = off = None
-        holders: tuple[Any, ...] = (source, getattr(source, "model", None))
-        for holder in holders:
-            if getattr(holder, "uv_per_count", None) is not None:
-                upc, off = holder.uv_per_count, getattr(holder, "offset_counts", 0.0)
-                break
-        if upc is None:
-            fe = load_frontend(frontend)
-            upc, off = fe.uv_per_count(info.bits, info.vref_mv), fe.offset_counts(
-                info.bits, info.vref_mv)
-        if dsp_config is not None and not hasattr(dsp_config, "as_dict"):
-            from emgfb.dsp import load_dsp_config
-
-            dsp_config = load_dsp_config(None if dsp_config == "default" else dsp_config)
-        return cls(info, montage, upc, off, name=name, dsp_config=dsp_config)
-
     def _describe(self, sinfo: Any, info: BoardInfo, montage: Montage, kind: str) -> None:
         desc = sinfo.desc()
         desc.append_child_value("manufacturer", "emgfb")

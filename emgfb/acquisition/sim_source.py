@@ -171,6 +171,11 @@ class SimSource(Source):
         """Unpaced (``speed=0``): frames are made as they are read."""
         return self.speed == 0
 
+    @property
+    def face(self) -> FacialEmgModel:
+        """The simulated face (:attr:`model`), for an autopilot patient to steer."""
+        return self.model
+
     def scale(self) -> tuple[float, float]:
         """The simulated front-end's counts-to-µV scale and offset."""
         return self.model.uv_per_count, self.model.offset_counts

@@ -57,8 +57,9 @@ class Source(abc.ABC):
 
     What a source can do beyond streaming it declares here, instead of consumers probing
     it with ``getattr``: :attr:`montage` (the channels, if the source knows them),
-    :meth:`scale` (its counts-to-µV scale, if it knows it) and :attr:`playback` (seek,
-    speed and position, for recorded sources).
+    :meth:`scale` (its counts-to-µV scale, if it knows it), :attr:`playback` (seek,
+    speed and position, for recorded sources), :attr:`on_demand` (frames made as they
+    are read) and :attr:`face` (the simulated face an autopilot can steer).
     """
 
     url: str = ""
@@ -92,6 +93,12 @@ class Source(abc.ABC):
     def scale(self) -> tuple[Any, Any] | None:
         """``(uv_per_count, offset_counts)`` when the source knows its own counts-to-µV
         scale (simulated board, replay, ``lsl://``); None when the front-end decides it."""
+        return None
+
+    @property
+    def face(self) -> Any:
+        """The simulated face behind a simulated board, which an autopilot patient can
+        steer (``face.set_drive``); None for real boards and recordings."""
         return None
 
     @property

@@ -73,8 +73,8 @@ class GuidedDriver:
             delay = envelope_delay_s(session.dsp_config, session.fs)
         self.runner = SessionRunner(protocol, session.montage, session.fs,
                                     reference_window_s=window_s, pipeline_delay_s=delay)
-        model = getattr(session.source, "model", None)
-        self.model = model if autopilot and hasattr(model, "set_drive") else None
+        model = session.source.face if session.source is not None else None
+        self.model = model if autopilot else None
         self.pilot = (AutopilotPatient(self.model, session.fs, seed)
                       if self.model is not None else None)
         self.finish_recording = finish_recording

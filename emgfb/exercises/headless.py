@@ -193,7 +193,7 @@ def run_session(
                                check_timeout_s=check_timeout_s)
         if override_check:
             runner.override_check("the clinician (headless --override-check)")
-        model = getattr(source, "model", None)
+        model = source.face
         pilot = AutopilotPatient(model, info.fs, seed) if autopilot and model else None
         extra = {"source_url": url, "protocol": proto.name, "session": "guided",
                  "autopilot": {"seed": seed} if pilot else None}
