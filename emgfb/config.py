@@ -2,11 +2,12 @@
 
 This module owns the shared helpers every room uses to read its settings: :func:`load_toml`
 (parse errors name the file and line) and :class:`Table` (typed look-ups whose errors name
-the file, the key, the value given and what was expected). It also resolves the bundled
+the file, the key, the value given and what was expected; ranges of shared quantities come
+from :mod:`emgfb.limits`). It also resolves the bundled
 configs (package data in ``emgfb/configs/<kind>/``, read through :mod:`importlib.resources`
 so they are found wherever the package is installed) and the board / front-end descriptors
 that give the counts-to-µV scale.
-Imports only ``errors``.
+Imports only ``errors`` and ``limits``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from emgfb.errors import ConfigError
+from emgfb.limits import Limit
 
 #: A path on disk or a bundled resource (both open with ``.open("rb")``).
 ConfigPath = Path | Traversable
@@ -122,11 +124,13 @@ class Table:
         choices: Iterable[Any] | None = None,
         min: float | None = None,  # noqa: A002 - mirrors the TOML vocabulary
         max: float | None = None,  # noqa: A002
+        limit: Limit | None = None,
     ) -> Any:
         """Return ``name`` checked for type, allowed values and range.
 
         Integers are accepted where floats are expected. A missing key without a default
-        is an error.
+        is an error. ``limit`` is the quantity's range from :mod:`emgfb.limits` (written
+        once for every room), checked with the same one-line message.
         """
         if name not in self.data:
             if default is _MISSING:
@@ -151,6 +155,8 @@ class Table:
             raise self.fail(name, value, f"a value >= {min}")
         if max is not None and number > max:
             raise self.fail(name, value, f"a value <= {max}")
+        if limit is not None and not limit.ok(value):
+            raise self.fail(name, value, limit.expected)
         return value
 
     def table(self, name: str, default: dict | None = None) -> Table:

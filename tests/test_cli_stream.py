@@ -84,7 +84,7 @@ def test_missing_port_in_a_real_process(tmp_path):
 
 def test_bad_seconds_is_a_user_error(board, capsys):
     assert main(["stream", "--source", f"serial://{board.link}", "--seconds", "0"]) == 2
-    assert "--seconds 0.0: expected a positive number" in capsys.readouterr().err
+    assert "--seconds = '0': expected a number in 0 < x <= 604800 s" in capsys.readouterr().err
 
 
 def test_two_processes_virtual_board_faults_match_stream_json(tmp_path):

@@ -38,6 +38,7 @@ from emgfb import __version__
 from emgfb.acquisition.board_faults import FaultPlan, FrameFaults, InjectedFaults
 from emgfb.acquisition.simulator import FacialEmgModel
 from emgfb.errors import ConfigError
+from emgfb.limits import CHANNELS, SAMPLE_RATE_HZ
 from emgfb.montage import default_montage
 from emgfb.protocol import (
     INFO_OVERRUN,
@@ -98,10 +99,8 @@ class BoardEmulator:
             raise ConfigError(f"virtual board: pattern={pattern!r}: expected emg or ramp")
         if model is not None:
             n_channels, fs = model.n_channels, model.fs
-        if not 1 <= n_channels <= 16:
-            raise ConfigError(f"virtual board: n_channels={n_channels!r}: expected 1..16")
-        if not 1 <= fs <= 20000:
-            raise ConfigError(f"virtual board: fs={fs!r}: expected 1..20000 Hz")
+        CHANNELS.check(n_channels, "n_channels", "virtual board")
+        SAMPLE_RATE_HZ.check(fs, "fs", "virtual board")
         self.seed = int(seed)
         self.faults = faults or FaultPlan()
         self.pattern = pattern

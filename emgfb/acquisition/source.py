@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from urllib.parse import parse_qsl, urlsplit
 
 from emgfb.errors import ConfigError
+from emgfb.limits import Limit
 from emgfb.records import BoardInfo, Chunk, Marker, SourceState, SourceStats
 
 if TYPE_CHECKING:
@@ -211,10 +212,15 @@ def open_source(url: str) -> Source:
 def query_param(
     query: dict[str, str], name: str, kind: type, default: object, url_hint: str = "source URL"
 ) -> Any:
-    """Typed look-up of a URL query parameter with a one-line error on bad values."""
+    """Typed look-up of a URL query parameter with a one-line error on bad values.
+
+    ``kind`` may be a :class:`~emgfb.limits.Limit`: the value is then also range-checked.
+    """
     if name not in query:
         return default
     raw = query[name]
+    if isinstance(kind, Limit):
+        return kind.check(raw, name, url_hint)
     try:
         if kind is bool:
             if raw.lower() in ("1", "true", "yes", "on", ""):

@@ -31,6 +31,7 @@ from emgfb.acquisition.board_emulator import BoardEmulator
 from emgfb.acquisition.board_faults import FaultPlan, InjectedFaults
 from emgfb.acquisition.simulator import FacialEmgModel
 from emgfb.errors import ConfigError, DeviceError
+from emgfb.limits import SPEED
 from emgfb.protocol import BoardInfo
 from emgfb.worker import Worker
 
@@ -78,8 +79,7 @@ class VirtualBoard:
         pattern: str = "emg",
         board: str = "virtual",
     ):
-        if not speed >= 0:
-            raise ConfigError(f"virtual board: speed={speed!r}: expected >= 0 (0 = unpaced)")
+        SPEED.check(speed, "speed", "virtual board")
         self.emulator = BoardEmulator(
             model, n_channels=n_channels, fs=fs, seed=seed, faults=faults, pattern=pattern,
             board=board,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from emgfb.limits import CHANNELS, SAMPLE_RATE_HZ
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``boards`` subcommand."""
@@ -12,8 +14,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "boards", help="list supported boards and EMG front-ends (µV per count, suitability)")
     p.add_argument("--board", help="check this board (name or TOML) with --frontend")
     p.add_argument("--frontend", help="check this front-end (name or TOML) on --board")
-    p.add_argument("--fs", type=float, help="sample rate to check (default: the board's)")
-    p.add_argument("--channels", type=int, help="channel count to check (default: the board's)")
+    p.add_argument("--fs", type=SAMPLE_RATE_HZ.arg,
+                   help="sample rate to check (default: the board's)")
+    p.add_argument("--channels", type=CHANNELS.arg,
+                   help="channel count to check (default: the board's)")
     p.set_defaults(func=run)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 
+from emgfb.limits import SAMPLE_RATE_HZ
 from emgfb.outputs import check_output, new_output
 from emgfb.recording.importers import FORMATS, read_any, session_arrays, to_session
 
@@ -29,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", required=True, metavar="FILE.h5", help="new session file")
     p.add_argument("--format", default="auto", choices=("auto", *FORMATS),
                    help="input format (default: sniff the content)")
-    p.add_argument("--fs", type=float, default=None, metavar="HZ",
+    p.add_argument("--fs", type=SAMPLE_RATE_HZ.arg, default=None, metavar="HZ",
                    help="sample rate, for files without timestamps (new Chords layout, CSV "
                    "without a time column); overrides the detected rate")
     p.set_defaults(func=run)

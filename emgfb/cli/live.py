@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from emgfb.limits import FPS, WAIT_SECONDS, WINDOW_PX
+
 DEFAULT_SOURCE = "sim://?speed=1"
 
 
@@ -11,23 +13,35 @@ def add_screenshot_args(p: argparse.ArgumentParser) -> None:
     """``--screenshot PNG --after SECONDS`` (shared with ``emgfb replay``)."""
     p.add_argument("--screenshot", metavar="PNG",
                    help="save a PNG of the main window after --after seconds, then exit")
-    p.add_argument("--after", type=float, default=3.0, metavar="SECONDS",
+    p.add_argument("--after", type=WAIT_SECONDS.arg, default=3.0, metavar="SECONDS",
                    help="delay before the screenshot (default 3)")
     p.add_argument("--view", choices=("setup", "feedback", "replay"), default=None,
                    help="view shown first")
-    p.add_argument("--fps", type=float, default=60.0, help="display refresh rate (Hz)")
+    p.add_argument("--fps", type=FPS.arg, default=60.0, help="display refresh rate (Hz)")
     p.add_argument("--size", default="1400x900", metavar="WxH", help="window size")
 
 
 def parse_size(text: str) -> tuple[int, int]:
-    """``"1400x900"`` -> (1400, 900)."""
+    """``"1400x900"`` -> (1400, 900); each side within :data:`emgfb.limits.WINDOW_PX`."""
     from emgfb.errors import ConfigError
 
     try:
         w, h = (int(v) for v in text.lower().split("x"))
     except ValueError:
-        raise ConfigError(f"--size {text!r}: expected WIDTHxHEIGHT, e.g. 1400x900") from None
+        raise ConfigError(f"--size = {text!r}: expected WIDTHxHEIGHT, e.g. 1400x900") from None
+    if not (WINDOW_PX.ok(w) and WINDOW_PX.ok(h)):
+        raise ConfigError(f"--size = {text!r}: expected WIDTHxHEIGHT, each side "
+                          f"{WINDOW_PX.expected}")
     return w, h
+
+
+def check_screenshot(path: str | None) -> None:
+    """Refuse a screenshot path that cannot be written, before the window opens (an existing
+    PNG is replaced; never an input or a session: :mod:`emgfb.outputs`)."""
+    if path is not None:
+        from emgfb.outputs import check_output
+
+        check_output(path, force=True, what="screenshot")
 
 
 def check_display() -> None:
@@ -73,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
     from emgfb.live import LiveSession
 
     size = parse_size(args.size)
+    check_screenshot(args.screenshot)
     check_display()
     session = LiveSession(args.source, montage=args.montage, dsp_config=args.dsp,
                           record_path=args.record, subject=args.subject,

@@ -6,6 +6,7 @@ import argparse
 import json
 
 from emgfb.acquisition.ports import list_ports, probe_ports
+from emgfb.limits import BAUD, WAIT_SECONDS
 from emgfb.protocol import DEFAULT_BAUD
 
 
@@ -36,6 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--probe", action="store_true", help="send the '?' handshake to each port")
     p.add_argument("--port", action="append", default=[], metavar="PATH",
                    help="also list/probe this path (e.g. a virtual board's pty); repeatable")
-    p.add_argument("--baud", type=int, default=DEFAULT_BAUD, help="baud rate for --probe")
-    p.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for an answer")
+    p.add_argument("--baud", type=BAUD.arg, default=DEFAULT_BAUD, help="baud rate for --probe")
+    p.add_argument("--timeout", type=WAIT_SECONDS.arg, default=2.0,
+                   help="seconds to wait for an answer")
     p.set_defaults(func=_run)

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from emgfb.errors import ConfigError
+from emgfb.limits import SAMPLE_RATE_HZ
 from emgfb.outputs import atomic_output, check_output, is_hdf5
 
 if TYPE_CHECKING:
@@ -40,7 +41,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--force", action="store_true", help="replace the output if it exists "
                    "(never the input, never a session)")
     p.add_argument("--config", help="DSP settings name or TOML (default: bundled)")
-    p.add_argument("--fs", type=float, help="sampling rate in Hz (CSV without time column)")
+    p.add_argument("--fs", type=SAMPLE_RATE_HZ.arg,
+                   help="sampling rate in Hz (CSV without time column)")
     p.add_argument("--unit", default="uV", help="unit of CSV values: uV (default) or mV")
     p.add_argument("--zero-phase", action="store_true",
                    help="forward-backward filtering (analysis only; not what was shown live)")

@@ -10,13 +10,15 @@ from pathlib import Path
 
 from emgfb.acquisition.source import open_source
 from emgfb.errors import ConfigError
+from emgfb.limits import RECORD_SECONDS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``record`` subcommand."""
     p = subparsers.add_parser("record", help="record a source to a new .h5 session (headless)")
     p.add_argument("--source", required=True, metavar="URL", help="e.g. sim://?seed=1")
-    p.add_argument("--seconds", type=float, help="session time to record (default: Ctrl-C)")
+    p.add_argument("--seconds", type=RECORD_SECONDS.arg,
+                   help="session time to record (default: Ctrl-C)")
     p.add_argument("-o", "--output", required=True, type=Path, metavar="FILE.h5")
     p.add_argument("--montage", help="montage name or TOML (default: the source's)")
     p.add_argument("--frontend", default="bioamp", help="front-end name or TOML")

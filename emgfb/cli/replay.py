@@ -6,7 +6,8 @@ import argparse
 from pathlib import Path
 from urllib.parse import quote
 
-from emgfb.cli.live import add_screenshot_args, check_display, parse_size
+from emgfb.cli.live import add_screenshot_args, check_display, check_screenshot, parse_size
+from emgfb.limits import POSITION_SECONDS, REPLAY_SPEED
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -16,8 +17,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Replay an emgfb recording through the same views as a live session, "
                     "with play/pause, speed and a timeline with markers.")
     p.add_argument("file", metavar="FILE.h5", help="the recording")
-    p.add_argument("--speed", type=float, default=1.0, help="playback speed (default 1)")
-    p.add_argument("--start", type=float, default=0.0, metavar="SECONDS",
+    p.add_argument("--speed", type=REPLAY_SPEED.arg, default=1.0, help="playback speed (default 1)")
+    p.add_argument("--start", type=POSITION_SECONDS.arg, default=0.0, metavar="SECONDS",
                    help="begin this many seconds into the recording")
     p.add_argument("--dsp", help="DSP settings name or TOML file (default: bundled)")
     add_screenshot_args(p)
@@ -56,9 +57,8 @@ def run(args: argparse.Namespace) -> int:
     path = Path(args.file).resolve()
     if not path.is_file():
         raise ConfigError(f"{args.file}: no such recording")
-    if not args.speed > 0:
-        raise ConfigError(f"--speed {args.speed}: expected > 0")
     size = parse_size(args.size)
+    check_screenshot(args.screenshot)
     check_display()
     info = replay_info(path)
     url = f"file://{quote(str(path))}?speed={args.speed:g}&start={args.start:g}"

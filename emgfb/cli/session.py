@@ -7,6 +7,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from emgfb.limits import SEED
+
 GUI_SOURCE = "sim://?speed=1"
 HEADLESS_SOURCE = "sim://?speed=0"
 
@@ -27,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--notes", default="", help="free-text session notes")
     p.add_argument("--dsp", help="DSP settings TOML (default: bundled)")
     p.add_argument("--frontend", default="bioamp", help="front-end name or TOML")
-    p.add_argument("--seed", type=int, default=1, help="seed of the autopilot patient")
+    p.add_argument("--seed", type=SEED.arg, default=1, help="seed of the autopilot patient")
     p.add_argument("--no-autopilot", action="store_true",
                    help="do not steer a simulated board (a real patient follows the cues)")
     p.add_argument("--headless", action="store_true",
@@ -44,8 +46,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Validate everything, run the session, print per-exercise scores."""
     from emgfb.exercises.headless import prepare, run_session, summary_lines
+    from emgfb.outputs import check_output
 
     prepare(args.protocol, args.montage)  # bad protocol/montage: refuse before anything else
+    check_output(args.output, what="recording")
     if not args.headless:
         return run_window(args)
 
@@ -80,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
 def run_window(args: argparse.Namespace) -> int:
     """The live window on the feedback view, the protocol driving it, recording to -o."""
     from emgfb.acquisition.source import parse_source_url
-    from emgfb.cli.live import check_display, parse_size
+    from emgfb.cli.live import check_display, check_screenshot, parse_size
     from emgfb.exercises.headless import prepare, session_source_url
     from emgfb.live import LiveSession
     from emgfb.recording.schema import check_subject
@@ -90,6 +94,7 @@ def run_window(args: argparse.Namespace) -> int:
     check_subject(args.subject)
     check_new_path(args.output)
     size = parse_size(args.size)
+    check_screenshot(args.screenshot)
     check_display()
     url = session_source_url(args.source or GUI_SOURCE, mont, montage_arg)
     autopilot = not args.no_autopilot and parse_source_url(url)[0] == "sim"

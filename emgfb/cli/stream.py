@@ -5,12 +5,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import math
 import sys
 import time
 
 from emgfb.acquisition.source import open_source
-from emgfb.errors import ConfigError
+from emgfb.limits import RECORD_SECONDS
 
 
 def stream_summary(url: str, seconds: float, lsl: str | None = None) -> dict[str, object]:
@@ -24,8 +23,7 @@ def stream_summary(url: str, seconds: float, lsl: str | None = None) -> dict[str
     from emgfb.live.pump import SourcePump
     from emgfb.live.sinks import LslSink
 
-    if not (math.isfinite(seconds) and seconds > 0):
-        raise ConfigError(f"--seconds {seconds}: expected a positive number")
+    RECORD_SECONDS.check(seconds, "--seconds")
     with open_source(url) as src, contextlib.ExitStack() as stack:
         sinks = []
         if lsl:
@@ -83,7 +81,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``emgfb stream``."""
     p = subparsers.add_parser("stream", help="read a source and report integrity counters")
     p.add_argument("--source", default="sim://", help="source URL (default: sim://)")
-    p.add_argument("--seconds", type=float, default=5.0, help="how long to read (default 5)")
+    p.add_argument("--seconds", type=RECORD_SECONDS.arg, default=5.0,
+                   help="how long to read (default 5)")
     p.add_argument("--json", action="store_true", help="print exactly one JSON object")
     from emgfb.cli.record import add_lsl_args
 

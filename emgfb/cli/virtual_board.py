@@ -11,6 +11,8 @@ import signal
 import threading
 from typing import TYPE_CHECKING
 
+from emgfb.limits import CHANNELS, SAMPLE_RATE_HZ, SEED, SPEED, TCP_PORT
+
 if TYPE_CHECKING:
     from emgfb.acquisition.board_faults import InjectedFaults
 
@@ -27,14 +29,14 @@ FAULTS_HELP = (
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``virtual-board`` subcommand."""
     p = subparsers.add_parser("virtual-board", help="serve a simulated board on a pty")
-    p.add_argument("--channels", type=int, default=6, help="channel count 1..16 (6)")
-    p.add_argument("--fs", type=float, default=1000.0, help="sample rate in Hz (1000)")
-    p.add_argument("--seed", type=int, default=1, help="signal seed (1)")
-    p.add_argument("--speed", type=float, default=1.0, help="x real time; 0 = unpaced (1)")
+    p.add_argument("--channels", type=CHANNELS.arg, default=6, help="channel count 1..16 (6)")
+    p.add_argument("--fs", type=SAMPLE_RATE_HZ.arg, default=1000.0, help="sample rate in Hz (1000)")
+    p.add_argument("--seed", type=SEED.arg, default=1, help="signal seed (1)")
+    p.add_argument("--speed", type=SPEED.arg, default=1.0, help="x real time; 0 = unpaced (1)")
     p.add_argument("--faults", default="", metavar="SPEC", help=FAULTS_HELP)
     p.add_argument("--link", default=None, metavar="PATH", help="stable symlink to the pty")
     p.add_argument("--pattern", choices=("emg", "ramp"), default="emg", help="signal (emg)")
-    p.add_argument("--tcp", type=int, default=None, metavar="PORT",
+    p.add_argument("--tcp", type=TCP_PORT.arg, default=None, metavar="PORT",
                    help="serve on TCP 127.0.0.1:PORT (0 = any free port) like a Wi-Fi board; "
                         "prints socket://127.0.0.1:PORT instead of the pty")
     p.set_defaults(func=run)

@@ -16,6 +16,7 @@ from typing import Any
 
 from emgfb.config import ConfigPath, Table, bundled_dir, load_toml, resolve_config
 from emgfb.errors import ConfigError
+from emgfb.limits import SAMPLE_RATE_HZ
 
 #: Moving-RMS window presets in milliseconds (DOMAIN.md §4).
 RMS_PRESETS_MS: dict[str, float] = {"fast": 50.0, "standard": 100.0, "smooth": 250.0}
@@ -288,11 +289,13 @@ def _fields(cls: type) -> list[str]:
 
 
 def check_sample_rate(fs: float, what: str = "sample rate") -> float:
-    """Return ``fs`` as float if it is a usable EMG rate (>= 250 Hz), else raise ConfigError."""
+    """Return ``fs`` as float if it is a usable EMG rate (250 Hz up to
+    :data:`emgfb.limits.SAMPLE_RATE_HZ`), else raise ConfigError."""
+    top = SAMPLE_RATE_HZ.high
     try:
         fs = float(fs)
     except (TypeError, ValueError):
-        raise ConfigError(f"{what} = {fs!r}: expected a number of Hz >= 250") from None
-    if not fs >= 250.0 or fs != fs or fs == float("inf"):
-        raise ConfigError(f"{what} = {fs!r}: expected a number of Hz >= 250")
+        raise ConfigError(f"{what} = {fs!r}: expected a number of Hz in 250..{top:g}") from None
+    if not 250.0 <= fs <= top:
+        raise ConfigError(f"{what} = {fs!r}: expected a number of Hz in 250..{top:g}")
     return fs

@@ -56,6 +56,7 @@ from typing import Any
 from emgfb.config import Table, load_toml, resolve_config
 from emgfb.errors import ConfigError
 from emgfb.exercises.targets import SHAPES, Target
+from emgfb.limits import REPS, STEP_SECONDS
 from emgfb.montage import MUSCLES, Montage
 
 STEP_KINDS = ("signal-check", "rest", "reference", "exercise", "post-rest")
@@ -304,9 +305,9 @@ def load_protocol(name_or_path: str | Path, montage: Montage | None = None) -> P
 
 
 def _duration(t: Table, name: str, default: float, *, positive: bool) -> float:
-    value = t.get(name, float, default)
-    if value < 0 or (positive and value == 0):
-        raise t.fail(name, value, "a duration in seconds " + ("> 0" if positive else ">= 0"))
+    value = t.get(name, float, default, limit=STEP_SECONDS)
+    if positive and value == 0:
+        raise t.fail(name, value, f"a duration > 0 s ({STEP_SECONDS.expected})")
     return value
 
 
@@ -378,7 +379,7 @@ def _load_step(t: Table, earlier: list[Step]) -> Step:
         prepare_s=_duration(t, "prepare_s", 3.0, positive=False),
         name=name, sunnybrook=t.get("sunnybrook", str, MUSCLES[target[0]]),
         target=target, suppress=suppress, shape_target=target_shape,
-        reps=t.get("reps", int, 1, min=1), rest_s=_duration(t, "rest_s", 10.0, positive=False),
+        reps=t.get("reps", int, 1, limit=REPS), rest_s=_duration(t, "rest_s", 10.0, positive=False),
         band_pct=t.get("band_pct", float, 10.0, min=0.0), ceiling=Ceiling(mode, cvalue),
     )
     _check_calibrated(t, step, earlier)

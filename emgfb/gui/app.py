@@ -20,6 +20,7 @@ from pathlib import Path
 from PyQt5 import QtCore, QtWidgets, sip
 
 from emgfb import interrupts
+from emgfb.errors import EmgfbError
 from emgfb.gui import theme
 from emgfb.gui.main_window import MainWindow
 from emgfb.live import LiveSession
@@ -102,6 +103,7 @@ def run_window(session: LiveSession, *, view: str = "setup", replay: bool = Fals
     The session is stopped (recording finished) in every case. ``on_window`` is called
     with the new window before it is shown (e.g. to attach a guided session).
     """
+    failures: list[EmgfbError] = []
     try:
         app = ensure_app()
         win = MainWindow(session, view, replay=replay, replay_info=replay_info,
@@ -117,9 +119,13 @@ def run_window(session: LiveSession, *, view: str = "setup", replay: bool = Fals
         win.show()
         if screenshot is not None:
             def shoot() -> None:
-                path = win.save_screenshot(screenshot)
-                log.info("screenshot saved: %s", path)
-                win.close()
+                try:  # a failure in a Qt callback must still close the window
+                    path = win.save_screenshot(screenshot)
+                    log.info("screenshot saved: %s", path)
+                except EmgfbError as exc:
+                    failures.append(exc)
+                finally:
+                    win.close()
 
             QtCore.QTimer.singleShot(int(max(0.0, after) * 1000), shoot)
         with interrupts.divert(lambda _signum: QtCore.QTimer.singleShot(0, win.close)):
@@ -128,6 +134,8 @@ def run_window(session: LiveSession, *, view: str = "setup", replay: bool = Fals
         dispose(win)
     finally:
         session.stop()
+    if failures:
+        raise failures[0]
     if interrupts.received() is not None:
         log.warning("window closed by %s; recording finished",
                     signal.Signals(interrupts.received()).name)

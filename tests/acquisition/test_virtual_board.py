@@ -253,8 +253,9 @@ def test_cli_serves_a_pty_until_terminated():
 
 @pytest.mark.parametrize(
     ("argv", "fragment"),
-    [(["--channels", "20"], "n_channels=20"), (["--faults", "flip=0.5"], "flip=0.5"),
-     (["--speed", "-2"], "speed=-2.0")],
+    [(["--channels", "20"], "--channels = '20': expected an integer in 1..16"),
+     (["--faults", "flip=0.5"], "flip=0.5"),
+     (["--speed", "-2"], "--speed = '-2': expected a number in 0..1000")],
 )
 def test_cli_rejects_bad_options_with_one_line(argv, fragment, capsys):
     from emgfb.cli import main

@@ -5,7 +5,6 @@ unwrapping, rate detection, units). Imports numpy, ``errors`` and ``delimited``.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ import numpy as np
 
 from emgfb.delimited import fail
 from emgfb.errors import DataFormatError
+from emgfb.limits import SAMPLE_RATE_HZ
 
 #: A detected rate this close (relative) to the nominal one means "the nominal rate".
 NOMINAL_TOLERANCE = 5e-4
@@ -256,6 +256,16 @@ def settle_rate(
     detected: float | None, nominal: float | None, fs_arg: float | None, notes: list[str],
     path: Path,
 ) -> float:
+    """Pick the rate (:func:`pick_rate`) and check it against
+    :data:`emgfb.limits.SAMPLE_RATE_HZ` (timestamps in the wrong unit give absurd rates)."""
+    return SAMPLE_RATE_HZ.check(pick_rate(detected, nominal, fs_arg, notes, path),
+                                "sample rate", str(path))
+
+
+def pick_rate(
+    detected: float | None, nominal: float | None, fs_arg: float | None, notes: list[str],
+    path: Path,
+) -> float:
     """Pick the rate: --fs beats everything, then the detected rate (or nominal if close)."""
     if fs_arg is not None:
         if detected and abs(detected / fs_arg - 1) > 0.005:
@@ -276,8 +286,8 @@ def settle_rate(
 
 
 def check_rate_arg(fs: float | None) -> None:
-    if fs is not None and not (math.isfinite(fs) and fs > 0):
-        raise DataFormatError(f"--fs = {fs!r}: expected a positive sample rate in Hz")
+    if fs is not None:
+        SAMPLE_RATE_HZ.check(fs, "--fs")
 
 
 def iso_utc(ts: float) -> str:
