@@ -12,7 +12,8 @@ emgfb reads back and every reader agrees on what a line means:
   doubled quotes (``"rep:a, b"``). The delimiter is comma, tab or semicolon, chosen from
   the first non-comment line (outside quotes).
 * Numeric cells: empty, ``NULL``, ``NaN``, ``NA``, ``N/A`` and ``None`` are missing values
-  (NaN). Anything else that is not a number is an error naming the line.
+  (NaN). Anything else that is not a finite number (``inf`` included) is an error naming
+  the line.
 
 Numeric blocks take a fast path through :func:`numpy.loadtxt` (C parser) and fall back to
 a per-cell parse only to handle missing-value words or to name the first bad line.
@@ -228,7 +229,8 @@ def numeric_rows(
     Raises
     ------
     DataFormatError
-        One line naming the first row with the wrong number of cells or a word.
+        One line naming the first row with the wrong number of cells, a word or an
+        infinite value.
     """
     if not lines:
         raise fail(path, "no data rows found")
@@ -237,10 +239,16 @@ def numeric_rows(
         first_cells = first_cells[:-1]
     if n_cols is None:
         n_cols = len(first_cells)
-    fast = _fast_rows(lines, delimiter, n_cols, usecols, trailing_delimiter)
-    if fast is not None:
-        return fast
-    return _slow_rows(lines, delimiter, path, line_no, n_cols, usecols, trailing_delimiter)
+    arr = _fast_rows(lines, delimiter, n_cols, usecols, trailing_delimiter)
+    if arr is None:
+        arr = _slow_rows(lines, delimiter, path, line_no, n_cols, usecols, trailing_delimiter)
+    infinite = np.isinf(arr).any(axis=1)
+    if infinite.any():  # "inf" parses as a float but is no measurement
+        i = int(np.argmax(infinite))
+        raise fail(path, f"line {line_no + i if isinstance(line_no, int) else line_no[i]}: an "
+                   "infinite value, expected finite numbers (or empty/NULL/NaN for a missing "
+                   "value)")
+    return arr
 
 
 def _fast_rows(lines: Sequence[str], delimiter: str | None, n_cols: int,
