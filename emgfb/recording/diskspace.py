@@ -84,8 +84,8 @@ class SpaceReservation:
         """The file's current size in bytes."""
         return os.fstat(self._fd).st_size
 
-    def renew(self) -> bool:
-        """Reserve ``nbytes`` beyond the current end again.
+    def renew(self, at_least: int = 0) -> bool:
+        """Reserve ``nbytes`` (or ``at_least``, if more) beyond the current end again.
 
         Returns
         -------
@@ -96,8 +96,9 @@ class SpaceReservation:
         if not self.supported or self.exhausted:
             return self.exhausted is None
         size = self.size()
-        if _fallocate(self._fd, _FALLOC_FL_KEEP_SIZE, size, self.nbytes) == 0:
-            self.reserved_end = size + self.nbytes
+        nbytes = max(self.nbytes, int(at_least))
+        if _fallocate(self._fd, _FALLOC_FL_KEEP_SIZE, size, nbytes) == 0:
+            self.reserved_end = size + nbytes
             # the reservation suffices until the file grows past it, but a disk that is
             # full now is better reported now than at the next chunk
             st = os.statvfs(self.path.parent)

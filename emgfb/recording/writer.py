@@ -422,8 +422,9 @@ class SessionWriter:
             )
             f.flush()
             self._space = SpaceReservation(self.path, self.reserve_bytes, HEADROOM_BYTES)
-            room, reason = self._space.room() if self._space.renew() else (-1, "")
-            if room < self._need_bytes(self._rows):
+            need = self._need_bytes(self._rows)
+            room, reason = self._space.room() if self._space.renew(need) else (-1, "")
+            if room < need:
                 raise _OutOfSpace(reason or self._space.exhausted or "disk full")
             f.swmr_mode = True
         except (OSError, RuntimeError, ValueError, RecordingError) as exc:
@@ -650,8 +651,11 @@ class SessionWriter:
         # reserved (compression only shrinks the bound), else take what fits and stop
         out_of_space = None
         extra = 64 * (len(markers) + len(self._pending_markers)) + sum(map(len, documents.values()))
+        need = self._need_bytes(self._tail_n + n_new) + extra
         room, reason = space.room()
-        if room < self._need_bytes(self._tail_n + n_new) + extra:
+        if room < need and space.renew(at_least=need):  # a backlog bigger than usual
+            room, reason = space.room()
+        if room < need:
             out_of_space = _OutOfSpace(reason)
             fit = max(0, (room - _MARGIN_BYTES - extra) // self._row_bytes - self._tail_n)
             pending = self._take(pending, fit)
