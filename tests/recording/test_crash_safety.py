@@ -360,7 +360,7 @@ def test_snapshot_of_a_live_recording_opens_and_its_truncation_fails_fast(tmp_pa
 def test_a_backlog_bigger_than_the_reservation_is_not_a_full_disk(tmp_path):
     """Minutes of data arriving at once (a writer that fell behind) need more than the
     usual reservation: the writer reserves more instead of reporting a full disk."""
-    counts, chunks = _chunks(10, size=12_000)
+    counts, chunks = _chunks(4, size=12_000)  # 24 s: within the input queue
     w = SessionWriter(tmp_path / "s.h5", info=INFO8, montage=default_montage(8),
                       uv_per_count=2.0, offset_counts=512, flush_interval=1.0,
                       reserve_bytes=300_000)
