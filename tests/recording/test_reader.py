@@ -118,3 +118,19 @@ def test_files_written_before_in_the_latest_hdf5_format_still_read(tmp_path, rng
     monkeypatch.undo()
     with open_recording(p) as rec:
         np.testing.assert_array_equal(rec.counts, counts)
+
+
+@pytest.mark.parametrize("json_out", [False, True])
+def test_info_into_a_closed_pipe_ends_quietly(path, json_out):
+    """``emgfb info s.h5 | head -c 1``: no BrokenPipeError traceback (exit 0, or 141 =
+    128 + SIGPIPE as other tools do)."""
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "emgfb", "info", str(path[0])] + (["--json"] if json_out else [])
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.read(1)
+    proc.stdout.close()  # the reader went away, like `head` does
+    err = proc.stderr.read().decode()
+    proc.stderr.close()
+    assert proc.wait(60) in (0, 141) and err == "", err
