@@ -243,6 +243,12 @@ class FrameDecoder:
         """Tick index the next in-order frame will get (one past the last frame seen)."""
         return self._next_tick
 
+    def shift(self, ticks: int) -> None:
+        """Move the timeline on by ``ticks`` (counted as lost): frames already returned
+        are not changed, later ones are. Used to place a run after a reconnect gap."""
+        self._next_tick += ticks
+        self.stats.lost_ticks += ticks
+
     def feed(self, data: bytes) -> DecodedFrames:
         """Consume ``data`` and return every complete valid frame now available."""
         self.stats.bytes_in += len(data)

@@ -27,18 +27,26 @@ URL options (query parameters)::
                           this much extra latency (feedback budget: ~100 ms, DOMAIN.md).
                           The default matches a 60 Hz display, so every frame can show
                           new data; 0.02 saves a little CPU when nothing is displayed
+    queue_s=30.0          most data (seconds at the board's rate) held for a consumer that
+                          stops reading; beyond it the oldest frames are dropped and
+                          counted in ``stats.overflow_frames``
+    give_up=10.0          seconds without a valid frame (unplugged, or a board that answers
+                          but sends nothing) after which the source fails for good with a
+                          one-line reason; 0 = keep retrying forever
 """
 
 from __future__ import annotations
 
 import collections
 import errno
+import importlib.util
 import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import SplitResult, parse_qsl, urlencode, urlsplit, urlunsplit
 
 import numpy as np
 import serial
@@ -73,6 +81,8 @@ OPTION_NAMES = (
     "reconnect",
     "backoff_max",
     "poll",
+    "queue_s",
+    "give_up",
 )
 _PORT_TIMEOUT = 0.05  # blocking read granularity of the reader thread
 _DRAIN_QUIET = 0.05  # the board counts as quiet after this long without a byte
@@ -90,6 +100,8 @@ class SerialOptions:
     reconnect: bool = True
     backoff_max: float = 2.0
     poll: float = 0.016
+    queue_s: float = 30.0
+    give_up: float = 10.0
 
 
 def _is_pty(path: str) -> bool:
@@ -108,14 +120,18 @@ def parse_options(query: dict[str, str], default_reset_wait: float, where: str) 
         ("reconnect", bool, d.reconnect),
         ("backoff_max", float, d.backoff_max),
         ("poll", float, d.poll),
+        ("queue_s", float, d.queue_s),
+        ("give_up", float, d.give_up),
     ):
         kw[name] = query_param(query, name, kind, default, url_hint=where)
     opts = SerialOptions(**kw)  # type: ignore[arg-type]
     if opts.baud <= 0:
         raise ConfigError(f"{where}: baud={opts.baud}: expected a positive integer")
-    for name in ("reset_wait", "handshake_timeout", "silence", "backoff_max", "poll"):
+    for name in ("reset_wait", "handshake_timeout", "silence", "backoff_max", "poll",
+                 "queue_s", "give_up"):
         value = getattr(opts, name)
-        if not value >= 0 or (name in ("handshake_timeout", "silence") and value == 0):
+        if not value >= 0 or (name in ("handshake_timeout", "silence", "queue_s")
+                              and value == 0):
             raise ConfigError(f"{where}: {name}={value}: expected a positive number of seconds")
     return opts
 
@@ -148,10 +164,30 @@ def open_port(target: str, baud: int, *, is_url: bool = False) -> serial.SerialB
             ) from None
         if code == errno.EBUSY or "lock" in str(exc).lower():
             raise DeviceError(f"{target}: port is in use by another program") from None
-        raise DeviceError(f"{target}: cannot open port: {exc}") from None
+        raise DeviceError(f"{target}: cannot open port: {_reason(exc, target)}") from None
     except (OSError, ValueError) as exc:
-        raise DeviceError(f"{target}: cannot open port: {exc}") from None
+        raise DeviceError(f"{target}: cannot open port: {_reason(exc, target)}") from None
     return port
+
+
+def _reason(exc: BaseException, target: str) -> str:
+    """What went wrong, in words, without pyserial's ``Could not open port X:`` wrapper."""
+    text = str(exc)
+    prefix = f"Could not open port {target}: "
+    if text.startswith(prefix):
+        text = text[len(prefix):]
+    low = text.lower()
+    if "connection refused" in low:
+        return "connection refused (expected a board or 'emgfb virtual-board --tcp' " \
+               "listening on that port)"
+    if "name or service not known" in low or "nodename nor servname" in low or \
+            "temporary failure in name resolution" in low:
+        return "unknown host (expected a host name or IP address that resolves)"
+    if "timed out" in low:
+        return "no answer from the host (timed out; is it on this network?)"
+    if "no route to host" in low or "network is unreachable" in low:
+        return "host unreachable (is it on this network?)"
+    return text
 
 
 def _read_some(port: serial.SerialBase) -> bytes:
@@ -199,6 +235,7 @@ def handshake(
     *,
     reset_wait: float = 0.0,
     timeout: float = 2.0,
+    on_bytes: Callable[[bytes], None] | None = None,
 ) -> BoardInfo:
     """Identify the board on an open port and leave it stopped with empty buffers.
 
@@ -214,6 +251,10 @@ def handshake(
         Port name for error messages.
     reset_wait, timeout
         Seconds to wait for the boot, and for the answer to ``?``.
+    on_bytes
+        Receives every byte read before ``?`` is sent (boot text, and frames a board that
+        was still streaming sent before ``stop`` reached it: real samples when
+        re-handshaking after a link loss).
 
     Raises
     ------
@@ -224,7 +265,10 @@ def handshake(
         deadline = time.monotonic() + reset_wait
         boot = b""
         while time.monotonic() < deadline:
-            boot += _read_some(port)
+            data = _read_some(port)
+            boot += data
+            if on_bytes is not None and data:
+                on_bytes(data)
             if b"EMGFB " in boot and boot.endswith(b"\n"):
                 log.debug("%s: board booted: %r", name, boot[-100:])
                 break
@@ -233,25 +277,34 @@ def handshake(
     quiet_since = time.monotonic()
     drain_end = quiet_since + _DRAIN_MAX
     while (now := time.monotonic()) < drain_end and now - quiet_since < _DRAIN_QUIET:
-        if _read_some(port):
+        if data := _read_some(port):
             quiet_since = time.monotonic()
-    port.reset_input_buffer()
+            if on_bytes is not None:
+                on_bytes(data)
+    if on_bytes is None:
+        port.reset_input_buffer()
     port.write(b"?\n")
     port.flush()
     raw = b""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         raw += _read_some(port)
+        at = 0
         for line in raw.split(b"\n")[:-1]:
             start = line.find(b"EMGFB ")
             if start < 0:
+                at += len(line) + 1
                 continue
+            if on_bytes is not None and at + start:
+                on_bytes(raw[: at + start])  # frames still in flight before the answer
             try:
                 info = parse_board_line(line[start:])
             except ProtocolError as exc:
                 raise DeviceError(f"{name}: {exc}") from None
             log.info("%s: %s", name, info.line)
             return info
+    if on_bytes is not None and raw:
+        on_bytes(raw)
     raise DeviceError(_describe_reply(name, raw, timeout))
 
 
@@ -274,11 +327,17 @@ class SerialSource(Source):
     the frames with their host receive time; :meth:`read` returns all queued frames as one
     :class:`~emgfb.acquisition.source.Chunk`. When the port disappears or stays silent for
     ``options.silence`` s the thread logs it, sets ``status.state = "reconnecting"`` and
-    retries with exponential backoff until :meth:`stop`; after a new handshake the tick
-    timeline resumes at the tick the host clock says the board has reached, so the gap is
-    counted in ``stats.lost_ticks`` and shows as a tick jump. ``stats.crc_errors`` counts
-    every rejected frame (CRC failure or an impossible header). The queue is unbounded:
-    a consumer must keep reading.
+    retries with exponential backoff. Frames that arrive while it re-handshakes (the
+    link came back before ``stop`` reached the board) are decoded and kept. The gap across
+    a reconnect is booked when the first frame after it arrives, from the host times of
+    the last frame before and that frame: the timeline resumes there, the gap counts in
+    ``stats.lost_ticks`` and ``stats.reconnects`` goes up; a board that answers but never
+    sends a frame again books nothing. After ``options.give_up`` s without a frame, or when
+    the board comes back with another channel count or rate, the source ends in
+    ``status.state == "failed"`` with a one-line ``status.detail``. ``stats.crc_errors``
+    counts every rejected frame (CRC failure or an impossible header). The queue holds at
+    most ``options.queue_s`` s of frames; beyond that the oldest are dropped and counted
+    in ``stats.overflow_frames`` (the consumer then sees a tick jump).
     """
 
     def __init__(self, target: str, options: SerialOptions | None = None, is_url: bool = False):
@@ -294,7 +353,12 @@ class SerialSource(Source):
         self._stop_evt = threading.Event()
         self._drain_evt = threading.Event()  # stop() sent 'stop': read until quiet, then end
         self._thread: Worker | None = None
-        self._last_frame_mono = 0.0
+        self._last_frame_mono = 0.0  # host time of the last frame delivered
+        self._run_started = 0.0  # host time of the last 'start' (silence is timed from it)
+        self._queued = 0  # frames in the queue
+        self._overflowing = False
+        self._queue_limit = 1
+        self._resume: tuple[int, float] | None = None  # (next tick, time) before a reconnect
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -314,6 +378,7 @@ class SerialSource(Source):
             self.status.state, self.status.detail = "failed", str(exc)
             raise
         self._info = info
+        self._queue_limit = max(1, round(self.options.queue_s * info.fs))
         self._stop_evt.clear()
         self._drain_evt.clear()
         self._begin_run(port, first_tick=0)
@@ -328,6 +393,8 @@ class SerialSource(Source):
                 self._cond.wait(timeout)
             items = list(self._queue)
             self._queue.clear()
+            self._queued = 0
+            self._overflowing = False
         if not items:
             return None
         if len(items) == 1:
@@ -379,15 +446,34 @@ class SerialSource(Source):
     def _set_status(self, state: str, detail: str) -> None:
         self.status.state, self.status.detail = state, detail
 
-    def _connect(self) -> tuple[serial.SerialBase, BoardInfo]:
-        port = open_port(self.target, self.options.baud, is_url=self.is_url)
+    def _connect(
+        self,
+        on_bytes: Callable[[bytes], None] | None = None,
+        port: serial.SerialBase | None = None,
+    ) -> tuple[serial.SerialBase, BoardInfo]:
+        """Open the port (or reuse ``port``, still open) and identify the board.
+
+        A reused port stays open when the board does not answer (the caller retries on
+        it, so nothing the board sends meanwhile is lost); a port that fails is closed.
+        """
+        reused = port is not None
+        if port is None:
+            port = open_port(self.target, self.options.baud, is_url=self.is_url)
         try:
             info = handshake(
                 port,
                 self.target,
                 reset_wait=self.options.reset_wait,
                 timeout=self.options.handshake_timeout,
+                on_bytes=on_bytes,
             )
+        except DeviceError:
+            if not reused:
+                port.close()
+            raise
+        except (serial.SerialException, OSError) as exc:
+            port.close()
+            raise DeviceError(f"{self.target}: port lost during the handshake: {exc}") from None
         except BaseException:
             port.close()
             raise
@@ -399,7 +485,7 @@ class SerialSource(Source):
         port.flush()
         self._port = port
         self._decoder = FrameDecoder(self.info.n_channels, first_tick=first_tick)
-        self._last_frame_mono = time.monotonic()
+        self._run_started = time.monotonic()
 
     def _refresh_stats(self) -> None:
         b, s = self._base, self.stats
@@ -470,18 +556,72 @@ class SerialSource(Source):
             elif self._drain_evt.is_set() and now - last_data > _DRAIN_QUIET:
                 return None  # stop() was sent and the board has gone quiet
             if data:
-                frames = dec.feed(data)
-                if len(frames):
-                    self._last_frame_mono = now
-                    with self._cond:
-                        self._queue.append((frames, time.time()))
-                        self._cond.notify_all()
-                self._refresh_stats()
-            if now - self._last_frame_mono > silence:
-                return f"no valid frame for {now - self._last_frame_mono:.1f} s"
+                self._deliver(dec.feed(data), now)
+            quiet = now - max(self._last_frame_mono, self._run_started)
+            if quiet > silence:
+                return f"no valid frame for {quiet:.1f} s"
             if data and poll > 0 and len(data) < big:
                 self._stop_evt.wait(poll)  # let bytes accumulate: fewer, larger reads
         return None
+
+    def _deliver(self, frames: DecodedFrames, now: float) -> None:
+        """Queue decoded frames (booking a pending reconnect gap first); bound the queue."""
+        if len(frames):
+            if self._resume is not None:
+                self._book_reconnect_gap(frames, now)
+            self._last_frame_mono = now
+            with self._cond:
+                self._queue.append((frames, time.time()))
+                self._queued += len(frames)
+                if self._queued > self._queue_limit:
+                    self._drop_oldest(self._queued - self._queue_limit)
+                self._cond.notify_all()
+        self._refresh_stats()
+
+    def _drop_oldest(self, n: int) -> None:
+        """Drop the ``n`` oldest queued frames (the consumer stopped reading); count them."""
+        self._base.overflow_frames += n
+        self._queued -= n
+        while n > 0:
+            frames, host_time = self._queue[0]
+            if len(frames) <= n:
+                self._queue.popleft()
+                n -= len(frames)
+            else:
+                self._queue[0] = (
+                    DecodedFrames(frames.tick[n:], frames.counts[n:], frames.overrun[n:]),
+                    host_time,
+                )
+                n = 0
+        if not self._overflowing:  # say it once per episode, not per batch
+            self._overflowing = True
+            msg = (f"queue full ({self._queue_limit} frames): the consumer stopped reading; "
+                   f"dropping the oldest frames")
+            log.warning("%s: %s", self.target, msg)
+            self.status.errors.append(msg)
+
+    def _book_reconnect_gap(self, frames: DecodedFrames, now: float) -> None:
+        """First frames after a reconnect: the timeline resumes where the host clock says.
+
+        The gap is the time from the last frame before the loss to the first frame of this
+        batch (``now`` less the batch's own span), in ticks, less one.
+        """
+        assert self._resume is not None and self._decoder is not None
+        next_tick, last_mono = self._resume
+        self._resume = None
+        fs = self.info.fs
+        span = int(frames.tick[-1] - frames.tick[0])
+        first_at = max(1, round((now - last_mono) * fs) - span)  # ticks after the last one
+        shift = next_tick - 1 + first_at - int(frames.tick[0])
+        if shift > 0:
+            frames.tick += shift
+            self._decoder.shift(shift)
+        self._base.reconnects += 1
+        log.warning(
+            "%s: first frame %.2f s after the last one; %d ticks lost across the reconnect",
+            self.target, now - last_mono, max(shift, 0),
+        )
+        self._set_status("streaming", f"reconnected ({self._base.reconnects})")
 
     def _close_port(self) -> None:
         port, self._port = self._port, None
@@ -492,62 +632,143 @@ class SerialSource(Source):
                 log.debug("%s: close failed: %s", self.target, exc)
 
     def _reconnect(self, reason: str) -> bool:
-        """Reopen and re-handshake until it works (True) or stop() is called (False)."""
+        """Reopen and re-handshake until it works (True), stop() is called or the source
+        gives up (False). Frames read while re-handshaking go to the old run's decoder."""
         self._set_status("reconnecting", reason)
-        self._close_port()
-        next_tick = self._retire_decoder()
-        self._refresh_stats()
+        # a silent link keeps its port: bytes the board sends meanwhile stay readable
+        keep = None if reason.startswith("port lost") else self._port
+        if keep is None:
+            self._close_port()
+        self._port = None
         delay = 0.05
         while not self._stop_evt.is_set():
+            if self._gave_up(reason):
+                break
             try:
-                port, info = self._connect()
+                reuse, keep = keep, None
+                port, info = self._connect(on_bytes=self._feed_old_run, port=reuse)
             except DeviceError as exc:
+                if reuse is not None and reuse.is_open:
+                    keep = reuse  # no answer yet on a live port: ask again on it
                 self._set_status("reconnecting", f"{reason}; retrying: {exc}")
                 log.info("%s: reconnect failed: %s", self.target, exc)
                 if self._stop_evt.wait(delay):
-                    return False
+                    break
                 delay = min(2 * delay, self.options.backoff_max)
                 continue
             if (info.n_channels, info.fs) != (self.info.n_channels, self.info.fs):
                 port.close()
-                msg = (
+                self._fail(
                     f"board came back with ch={info.n_channels} fs={info.fs:g}, expected "
                     f"ch={self.info.n_channels} fs={self.info.fs:g}; not resuming"
                 )
-                log.error("%s: %s", self.target, msg)
-                self.status.errors.append(msg)
-                self._set_status("failed", msg)
-                return False
+                break
             if self._stop_evt.is_set():
                 port.close()
-                return False
-            elapsed = time.monotonic() - self._last_frame_mono
-            # ticks the board's clock advanced while we were away, by the host clock
-            gap = max(1, round(elapsed * self.info.fs))
-            first_tick = next_tick - 1 + gap
-            self._base.lost_ticks += first_tick - next_tick
-            self._base.reconnects += 1
-            self._begin_run(port, first_tick)
+                break
+            next_tick = self._retire_decoder()
             self._refresh_stats()
-            log.warning(
-                "%s: reconnected after %.2f s; %d ticks lost", self.target, elapsed, gap - 1
-            )
-            self._set_status("streaming", f"reconnected ({self._base.reconnects})")
+            if self._resume is None:  # else: no frame since the last reconnect; keep its gap
+                self._resume = (next_tick, self._last_frame_mono)
+            self._begin_run(port, next_tick)
+            self._set_status("streaming", f"handshake done ({reason}); waiting for frames")
+            return True
+        if keep is not None:
+            keep.close()
+        if self._decoder is not None:
+            self._retire_decoder()
+            self._refresh_stats()
+        return False
+
+    def _feed_old_run(self, data: bytes) -> None:
+        if self._decoder is not None:
+            self._deliver(self._decoder.feed(data), time.monotonic())
+
+    def _gave_up(self, reason: str) -> bool:
+        give_up = self.options.give_up
+        quiet = time.monotonic() - self._last_frame_mono
+        if give_up > 0 and quiet > give_up:
+            self._fail(f"no valid frame for {quiet:.1f} s (last problem: {reason}); giving up")
             return True
         return False
+
+    def _fail(self, msg: str) -> None:
+        log.error("%s: %s", self.target, msg)
+        self.status.errors.append(msg)
+        self._set_status("failed", msg)
 
 
 def _serial_factory(path: str, query: dict[str, str]) -> SerialSource:
     where = f"serial://{path}"
+    if not path:
+        raise ConfigError(
+            "serial://: no device given; expected a port such as serial:///dev/ttyACM0 "
+            "(see 'emgfb ports')"
+        )
+    unknown = sorted(set(query) - set(OPTION_NAMES))
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown option {unknown[0]!r}; expected one of {', '.join(OPTION_NAMES)}"
+        )
     opts = parse_options(query, 0.0 if _is_pty(path) else 2.0, where)
     return SerialSource(path, opts)
 
 
+#: Query parameters pyserial's network handlers take besides emgfb's own.
+_NETWORK_PARAMS = {
+    "socket": {"logging": ("debug", "info", "warning", "error")},
+    "rfc2217": {"logging": ("debug", "info", "warning", "error"), "ign_set_control": (),
+                "poll_modem": (), "timeout": ()},
+}
+
+
+def _check_network_url(url: str, parts: SplitResult, pairs: list[tuple[str, str]]) -> None:
+    """One-line ConfigErrors for ``socket://`` and ``rfc2217://`` URLs pyserial would
+    reject with its internals (``'<=' not supported ...``)."""
+    scheme = parts.scheme
+    example = f"{scheme}://192.168.4.1:5000"
+    if not parts.hostname:
+        raise ConfigError(f"{url}: no host; expected {scheme}://HOST:PORT, e.g. {example}")
+    try:
+        port = parts.port
+    except ValueError:
+        port_text = parts.netloc.rpartition(":")[2]
+        raise ConfigError(
+            f"{url}: port {port_text!r} is not a TCP port; expected 1..65535, e.g. {example}"
+        ) from None
+    if port is None:
+        raise ConfigError(f"{url}: no port; expected {scheme}://HOST:PORT, e.g. {example}")
+    if port == 0:
+        raise ConfigError(f"{url}: port 0; expected a TCP port 1..65535")
+    allowed = _NETWORK_PARAMS[scheme]
+    for key, value in pairs:
+        if key in OPTION_NAMES:
+            continue
+        if key not in allowed:
+            raise ConfigError(
+                f"{url}: unknown option {key!r}; expected one of "
+                f"{', '.join((*OPTION_NAMES, *allowed))}"
+            )
+        if allowed[key] and value not in allowed[key]:
+            raise ConfigError(
+                f"{url}: {key}={value!r}; expected one of {', '.join(allowed[key])}"
+            )
+
+
 def _pyserial_factory(path: str, query: dict[str, str]) -> SerialSource:
     url = query.get("_url", path)
-    opts = parse_options(query, 0.0, url)
     parts = urlsplit(url)
     pairs = parse_qsl(parts.query, keep_blank_values=True)
+    if not parts.scheme.isidentifier() or importlib.util.find_spec(
+        f"serial.urlhandler.protocol_{parts.scheme}"
+    ) is None:
+        raise ConfigError(
+            f"{url}: unknown source scheme {parts.scheme!r}; expected serial, sim, file, lsl "
+            f"or a pyserial URL (socket, rfc2217, loop)"
+        )
+    if parts.scheme in _NETWORK_PARAMS:
+        _check_network_url(url, parts, pairs)
+    opts = parse_options(query, 0.0, url)
     rest = [(k, v) for k, v in pairs if k not in OPTION_NAMES]
     clean = urlunsplit(parts._replace(query=urlencode(rest)))
     return SerialSource(clean, opts, is_url=True)

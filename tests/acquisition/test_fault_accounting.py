@@ -91,10 +91,12 @@ def test_disconnects_and_resets_reconnect_and_account_the_gaps(tmp_path, event):
     # skipped bytes: the injected ones plus each reset's boot line, read as noise mid-stream
     boot = len(board.info.line) + 1
     assert st.bytes_skipped == inj.expected_bytes_skipped + inj.resets * boot, inj
-    # ticks lost during outages are estimated from the host clock: at least the board's
-    # outage time, at most that plus the silence timeout and reconnect latency per event
+    # ticks lost across reconnects are booked at the first frame after each, from the host
+    # times of the last frame before and that frame: about the board's outage time (a
+    # reader delayed by load reads the last frame late, so allow half), at most that plus
+    # the silence timeout and reconnect latency per event
     gap = st.lost_ticks - inj.expected_lost_ticks - inj.unsettled_lost_ticks
-    assert inj.outage_s * fs * 0.8 - 20 <= gap <= (inj.outage_s + 0.5 * st.reconnects) * fs, (
+    assert inj.outage_s * fs * 0.5 - 20 <= gap <= (inj.outage_s + 0.5 * st.reconnects) * fs, (
         gap, inj)
     tick, counts = drain(src, chunks)
     assert np.all(np.diff(tick) >= 1) and len(tick) == st.frames
