@@ -114,3 +114,85 @@ def test_two_processes_virtual_board_faults_match_stream_json(tmp_path):
             s["overrun_flags"]) == tuple(int(inj[f"expected_{k}"]) for k in (
                 "frames", "crc_errors", "lost_ticks", "bytes_skipped", "overrun_flags"))
     assert s["channels"] == 8 and s["fs_nominal"] == 2000 and s["reconnects"] == 0
+
+
+# -- two processes: `emgfb virtual-board` with faults, `emgfb stream --json` reading it ------
+
+TWO_PROCESS_FAULTS = {
+    "false_frame": "false_frame=0.002,seed=2",
+    "hiccup": "hiccup=0.002,hiccup_max=300,seed=3",
+    "restart": "restart_every=20,seed=4",
+    "freeze": "freeze_every=15,freeze_ms=400,seed=5",
+    "blackout": "blackout_every=15,blackout_ms=400,seed=6",
+    "frame_faults": "flip=0.002,drop_byte=0.002,drop_frame=0.002,garbage=0.002,stall=0.0005,"
+                    "stall_ms=3,seed=7",
+}
+_BOARD_TO_DRIVER = {
+    "frames": "expected_frames", "crc_errors": "expected_crc_errors",
+    "lost_ticks": "expected_lost_ticks", "bytes_skipped": "expected_bytes_skipped",
+    "overrun_flags": "expected_overrun_flags", "suspect_frames": "expected_suspect_frames",
+    "seq_restarts": "expected_seq_restarts",
+}
+
+
+def _emgfb(*args: str) -> list[str]:
+    return [sys.executable, "-m", "emgfb", *args]
+
+
+def _board_process(faults: str, *extra: str) -> tuple[subprocess.Popen, str]:
+    board = subprocess.Popen(
+        _emgfb("virtual-board", "--channels", "6", "--fs", "1000", "--pattern", "ramp",
+               "--faults", faults, *extra),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    port = board.stdout.readline().strip()
+    assert port, board.communicate(timeout=10)
+    return board, port
+
+
+def _board_counts(board: subprocess.Popen) -> dict[str, float]:
+    import signal
+
+    board.send_signal(signal.SIGTERM)
+    out, err = board.communicate(timeout=30)
+    assert board.returncode == 0, err
+    return {k: float(v) for k, _, v in (line.partition(": ") for line in out.splitlines())}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", sorted(TWO_PROCESS_FAULTS))
+def test_two_processes_driver_counters_equal_the_boards_own(kind):
+    board, port = _board_process(TWO_PROCESS_FAULTS[kind], "--speed", "0")
+    try:
+        run = subprocess.run(
+            _emgfb("stream", "--source", f"serial://{port}?poll=0", "--seconds", "2", "--json"),
+            capture_output=True, text=True, timeout=60,
+        )
+    finally:
+        counts = _board_counts(board)
+    assert run.returncode == 0, run.stderr
+    s = json.loads(run.stdout)
+    assert s["status"] == "stopped" and s["reconnects"] == 0
+    assert {k: s[k] for k in _BOARD_TO_DRIVER} == {
+        k: int(counts[v]) for k, v in _BOARD_TO_DRIVER.items()}, counts
+    assert counts[{"frame_faults": "bit_flips", "false_frame": "false_frames",
+                   "hiccup": "hiccups", "restart": "restarts", "freeze": "freezes",
+                   "blackout": "blackouts"}[kind]] >= 2
+
+
+@pytest.mark.slow
+def test_two_processes_a_board_silent_for_good_fails_the_stream_with_one_line():
+    board, port = _board_process("vanish_after=0.5", "--speed", "1")
+    try:
+        run = subprocess.run(
+            _emgfb("stream", "--source", f"serial://{port}?silence=0.3&give_up=1",
+                   "--seconds", "4", "--json"),
+            capture_output=True, text=True, timeout=60,
+        )
+    finally:
+        counts = _board_counts(board)
+    s = json.loads(run.stdout)
+    assert run.returncode == 1 and s["status"] == "failed"
+    assert s["frames"] == counts["expected_frames"] == 500 and s["lost_ticks"] == 0
+    last = run.stderr.strip().splitlines()[-1]  # after the driver's logged warnings
+    assert last.startswith("emgfb stream: error: ") and "giving up" in last, run.stderr
