@@ -121,9 +121,9 @@ def test_two_processes_virtual_board_faults_match_stream_json(tmp_path):
 TWO_PROCESS_FAULTS = {
     "false_frame": "false_frame=0.002,seed=2",
     "hiccup": "hiccup=0.002,hiccup_max=300,seed=3",
-    "restart": "restart_every=20,seed=4",
-    "freeze": "freeze_every=15,freeze_ms=400,seed=5",
-    "blackout": "blackout_every=15,blackout_ms=400,seed=6",
+    "restart": "restart_every=0.5,seed=4",
+    "freeze": "freeze_every=0.5,freeze_ms=100,seed=5",
+    "blackout": "blackout_every=0.5,blackout_ms=100,seed=6",
     "frame_faults": "flip=0.002,drop_byte=0.002,drop_frame=0.002,garbage=0.002,stall=0.0005,"
                     "stall_ms=3,seed=7",
 }
