@@ -30,7 +30,7 @@ URL options (query parameters)::
     queue_s=30.0          most data (seconds at the board's rate) held for a consumer that
                           stops reading; beyond it the oldest frames are dropped and
                           counted in ``stats.overflow_frames``
-    give_up=10.0          seconds without a valid frame (unplugged, or a board that answers
+    give_up=30.0          seconds without a valid frame (unplugged, or a board that answers
                           but sends nothing) after which the source fails for good with a
                           one-line reason; 0 = keep retrying forever
 """
@@ -101,7 +101,7 @@ class SerialOptions:
     backoff_max: float = 2.0
     poll: float = 0.016
     queue_s: float = 30.0
-    give_up: float = 10.0
+    give_up: float = 30.0
 
 
 def _is_pty(path: str) -> bool:
