@@ -155,10 +155,45 @@ def start_writer(link: str) -> subprocess.Popen:
     return proc
 
 
-def cpu_in_process(link: str, seconds: float, poll: float) -> dict:
+BEFORE = "fb6c3fa"  # main before issue 10 (the reader and decoder as they were)
+
+
+def _module_from_git(rev: str, path: str, name: str):
+    import importlib.util
+
+    text = subprocess.run(["git", "-C", str(Path(__file__).resolve().parent.parent), "show",
+                           f"{rev}:{path}"], check=True, capture_output=True, text=True).stdout
+    with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
+        f.write(text)
+    spec = importlib.util.spec_from_file_location(name, f.name)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    os.unlink(f.name)
+    return module
+
+
+def before_source(link: str, poll: float):
+    """SerialSource and FrameDecoder as they were at :data:`BEFORE`, built directly (its
+    module registers URL schemes on import: the current ones are put back)."""
+    from emgfb.acquisition import source as source_mod
+
+    schemes = dict(source_mod._SCHEMES)
+    old_protocol = _module_from_git(BEFORE, "emgfb/protocol.py", "_protocol_before")
+    old = _module_from_git(BEFORE, "emgfb/acquisition/serial_source.py", "_serial_before")
+    source_mod._SCHEMES.clear()
+    source_mod._SCHEMES.update(schemes)
+    old.FrameDecoder = old_protocol.FrameDecoder
+    return old.SerialSource(link, old.SerialOptions(reset_wait=0.0, poll=poll))
+
+
+def cpu_in_process(link: str, seconds: float, poll: float, before: bool = False) -> dict:
     from emgfb.acquisition.source import open_source
 
-    src = open_source(f"serial://{link}?reset_wait=0&poll={poll}")
+    if before:
+        src = before_source(link, poll)
+    else:
+        src = open_source(f"serial://{link}?reset_wait=0&poll={poll}")
     frames = 0
     with src:
         src.read(1.0)
@@ -209,13 +244,17 @@ def main() -> None:
         writer = start_writer(link)
         try:
             load = os.getloadavg()[0]
-            polls = {p: cpu_in_process(link, seconds, p) for p in POLLS}
+            polls = {}
+            for p in (0.0, 0.01, 0.016, 0.02):  # the baseline interleaved: same load
+                polls[p] = cpu_in_process(link, seconds, p)
+                if p == 0.016:
+                    polls["before"] = cpu_in_process(link, seconds, p, before=True)
             cli = cpu_cli(link, seconds)
             load = max(load, os.getloadavg()[0])
         finally:
             writer.stdin.close()
             writer.wait(10)
-    for p, r in polls.items():
+    for p, r in sorted(polls.items(), key=lambda kv: str(kv[0])):
         print(f"SerialSource 8 ch @ 2 kHz, {POLLS[p]}: {r['cpu_pct']:.2f} % of one core, "
               f"{r['fs']:.0f} frames/s, lost {r['lost']}, crc {r['crc']}")
     s = cli["summary"]
@@ -226,8 +265,9 @@ def main() -> None:
     write_results(dec, polls, cli, seconds, load)
 
 
-POLLS = {0.0: "poll=0 (baseline: read as bytes come)", 0.01: "poll=0.01",
-         0.016: "poll=0.016 (default: one 60 Hz display frame)", 0.02: "poll=0.02"}
+POLLS = {0.0: "poll=0 (read as bytes come)", 0.01: "poll=0.01",
+         0.016: "poll=0.016 (default: one 60 Hz display frame)", 0.02: "poll=0.02",
+         "before": f"poll=0.016, today's reader before issue 10 ({BEFORE}; baseline)"}
 
 
 def write_results(dec, polls, cli, seconds, load) -> None:
