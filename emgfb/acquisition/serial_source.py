@@ -715,7 +715,7 @@ def _serial_factory(path: str, query: dict[str, str]) -> SerialSource:
 
 
 #: Query parameters pyserial's network handlers take besides emgfb's own.
-_NETWORK_PARAMS = {
+_NETWORK_PARAMS: dict[str, dict[str, tuple[str, ...]]] = {
     "socket": {"logging": ("debug", "info", "warning", "error")},
     "rfc2217": {"logging": ("debug", "info", "warning", "error"), "ign_set_control": (),
                 "poll_modem": (), "timeout": ()},
