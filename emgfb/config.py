@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from emgfb.errors import ConfigError
-from emgfb.limits import Limit
+from emgfb.limits import FRONTEND_GAIN, Limit
 
 #: A path on disk or a bundled resource (both open with ``.open("rb")``).
 ConfigPath = Path | Traversable
@@ -239,7 +239,7 @@ def load_frontend(name_or_path: str | Path) -> FrontendSpec:
         raise t.fail("band_hz", band, "[low, high] in Hz with low < high")
     return FrontendSpec(
         name=t.get("name", str, Path(path.name).stem),
-        gain=t.get("gain", float, min=1e-6),
+        gain=t.get("gain", float, limit=FRONTEND_GAIN),
         band_hz=(float(band[0]), float(band[1])),
         offset_mv=t.get("offset_mv", float, 2500.0),
         description=t.get("description", str, ""),

@@ -20,10 +20,10 @@ import numpy as np
 import pytest
 
 from emgfb.cli import main
+from emgfb.config import bundled_dir
 
 from .conftest import FS, fingerprint, make_session
 
-REPO = Path(__file__).resolve().parents[2]
 Setup = Callable[[Path], None]
 
 
@@ -200,7 +200,7 @@ def _toml(kind: str, name: str, key: str, value: str) -> Setup:
     """A bundled config with ``key``'s first occurrence set to ``value`` (``None``: append
     a line)."""
     def setup(p: Path) -> None:
-        text = (REPO / "configs" / kind / f"{name}.toml").read_text()
+        text = (bundled_dir(kind) / f"{name}.toml").read_text()
         lines = text.splitlines()
         for i, line in enumerate(lines):
             if line.split("=")[0].strip() == key:
