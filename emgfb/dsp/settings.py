@@ -291,7 +291,7 @@ def _fields(cls: type) -> list[str]:
 def check_sample_rate(fs: float, what: str = "sample rate") -> float:
     """Return ``fs`` as float if it is a usable EMG rate (250 Hz up to
     :data:`emgfb.limits.SAMPLE_RATE_HZ`), else raise ConfigError."""
-    top = SAMPLE_RATE_HZ.high
+    top = SAMPLE_RATE_HZ.high if SAMPLE_RATE_HZ.high is not None else float("inf")
     try:
         fs = float(fs)
     except (TypeError, ValueError):
