@@ -57,4 +57,13 @@ else
     exit 1
   fi
 fi
+# A second reader for the file-format tests: h5py 3.12, whose wheels bundle HDF5 1.14 (a
+# major version other than ours), so CI proves that another HDF5 reads every dataset
+# (tests/recording/test_writer.py). Made once; nothing is asked of the network after that.
+if ! .venv-h5py114/bin/python -c "import h5py; assert h5py.version.hdf5_version.startswith('1.14.')" 2>/dev/null; then
+  echo "install.sh: a second h5py (on HDF5 1.14) in .venv-h5py114 for the file-format tests"
+  rm -rf .venv-h5py114
+  "$PY" -m venv .venv-h5py114
+  .venv-h5py114/bin/python -m pip install -q "h5py==3.12.*"
+fi
 echo "install.sh: ready ($(.venv/bin/python --version), emgfb in .venv)"
