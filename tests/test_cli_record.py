@@ -259,3 +259,24 @@ def test_headless_commands_end_on_a_signal_within_two_seconds(tmp_path, command,
     if command != "stream":
         with open_recording(out) as rec:
             assert rec.meta["complete"] is True and not rec.recovered
+
+
+def test_the_recording_keeps_the_links_counters(tmp_path):
+    """record, live and headless sessions store the source's integrity counters (frames,
+    lost ticks, CRC errors, suspect frames, ...) as the 'link' document."""
+    from emgfb.cli import main
+    from emgfb.live import LiveSession
+    from emgfb.recording import open_recording
+
+    out = tmp_path / "r.h5"
+    assert main(["record", "--source", "sim://?speed=0&seed=2", "--seconds", "1",
+                 "-o", str(out)]) == 0
+    with open_recording(out) as rec:
+        link = rec.document("link")
+        assert link["frames"] == rec.n_samples and link["suspect_frames"] == 0
+        assert link["lost_ticks"] == rec.lost_ticks
+    live_out = tmp_path / "l.h5"
+    with LiveSession("sim://?speed=0&seed=2", record_path=live_out) as s:
+        assert s.wait_for_index(500, timeout=30)
+    with open_recording(live_out) as rec:
+        assert rec.document("link")["frames"] >= rec.n_samples > 0

@@ -93,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
                             next_progress = pump.elapsed_s + 1.0
                 except KeyboardInterrupt as exc:
                     stopped, interrupted = " (stopped by signal)", exc
+                writer.set_document("link", source.stats.as_dict())
             if writer.failed and not writer.samples_written:
                 raise writer.error
     print(f"emgfb record: {writer.samples_written} samples, {writer.lost_ticks} lost ticks "

@@ -235,6 +235,7 @@ def run_session(
             writer.set_document("calibration", runner.calibration_document())
             writer.set_document("protocol", runner.protocol_document())
             writer.set_document("scores", runner.scores)
+            writer.set_document("link", source.stats.as_dict())
             writer.close()
     result.source_error = pump.problem
     result.finished = runner.finished

@@ -234,7 +234,7 @@ class LiveSession:
                 lsl.close()
         finally:
             if self.recording is not None:
-                self.recording.stop()
+                self.recording.stop(self.source.stats.as_dict())
 
     def __enter__(self) -> LiveSession:
         self.start()
@@ -494,7 +494,9 @@ class LiveSession:
 
     def stop_record(self) -> Path | None:
         """Finish the recording (flushes and closes the file); returns its path."""
-        return None if self.recording is None else self.recording.stop()
+        if self.recording is None:
+            return None
+        return self.recording.stop(self.source.stats.as_dict())
 
     @property
     def recording_path(self) -> Path | None:

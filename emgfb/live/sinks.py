@@ -88,12 +88,16 @@ class RecordingSink:
         log.info("recording to %s", path)
         return path
 
-    def stop(self) -> Path | None:
-        """Finish the recording (flush, close, mark complete); returns its path."""
+    def stop(self, link: dict | None = None) -> Path | None:
+        """Finish the recording (flush, close, mark complete); returns its path.
+
+        ``link``: the source's integrity counters, stored as the ``link`` document."""
         with self._lock:
             writer, self._writer = self._writer, None
             path, self._path = self._path, None
         if writer is not None:
+            if link is not None:
+                writer.set_document("link", link)
             writer.close()
             log.info("recording finished: %s", path)
         return path

@@ -49,6 +49,9 @@ DOCUMENTS = {
     "calibration": CALIBRATION_JSON,
     "protocol": "exercises/protocol",
     "scores": "exercises/scores",
+    # the source's integrity counters at the end (frames, lost ticks, CRC errors, suspect
+    # frames, reconnects, ...: emgfb.records.SourceStats)
+    "link": "acquisition/link",
 }
 ENVELOPES = "envelopes"
 ENVELOPE_DATA = "envelopes/data"

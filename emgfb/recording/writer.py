@@ -514,7 +514,8 @@ class SessionWriter:
         ----------
         name
             One of :data:`emgfb.recording.schema.DOCUMENTS`: ``"calibration"``,
-            ``"protocol"`` (the resolved exercise protocol) or ``"scores"`` (per-rep scores).
+            ``"protocol"`` (the resolved exercise protocol), ``"scores"`` (per-rep scores)
+            or ``"link"`` (the source's integrity counters).
         document
             Anything JSON-serialisable.
 
