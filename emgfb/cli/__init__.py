@@ -28,7 +28,6 @@ from emgfb import __version__, interrupts
 from emgfb.errors import EmgfbError
 
 EXIT_USER_ERROR = 2
-EXIT_INTERRUPTED = 130
 EXIT_BROKEN_PIPE = 141
 
 # "argument --seconds: 'nan': expected ..." (a limits.Limit type) -> "--seconds = 'nan': ..."
