@@ -8,8 +8,8 @@ command line, in separate processes:
   bytes and frames, garbage, stalls, unplugs) from a seeded plan; the board counts what it
   injected and prints it when it is stopped;
 - ``emgfb live --record`` on that board, offscreen at 1366x768 (serial driver, decoder, DSP,
-  quality, recording and the 60 Hz GUI in one process), which closes itself after the
-  soak (``--screenshot ... --after``);
+  quality, recording and the 60 Hz GUI in one process), ended by SIGTERM after the soak
+  as a service manager would (it must exit 143 with the file complete);
 - the baseline, in the same run: ``emgfb record`` (headless, no GUI, no DSP) on a second
   virtual board without faults, for the same time.
 
@@ -120,31 +120,35 @@ def main() -> int:
         clean, clean_port = start_board(tmp, "clean", "")
         app_file, base_file = tmp / "soak.h5", tmp / "baseline.h5"
         app = subprocess.Popen(
-            emgfb("live", "--source", port, "--record", str(app_file), "--size", "1366x768",
-                  "--screenshot", str(tmp / "end.png"), "--after", f"{seconds:g}"),
-            env=env, stderr=subprocess.PIPE, text=True)
+            emgfb("live", "--source", port, "--record", str(app_file), "--size", "1366x768"),
+            env=env, stderr=open(tmp / "app.err", "w"), text=True)  # noqa: SIM115
         base = subprocess.Popen(
             emgfb("record", "--source", clean_port, "--seconds", f"{seconds:g}",
                   "-o", str(base_file)),
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            # a file, not a pipe: nobody reads a pipe during the soak, and a full one blocks
+            env=env, stdout=subprocess.DEVNULL, stderr=open(tmp / "base.err", "w"), text=True)  # noqa: SIM115
         t0 = time.monotonic()
         series: dict[str, list[tuple[float, float, float]]] = {"app": [], "baseline": []}
         procs = {"app": app, "baseline": base}
+        stopping = False
         while any(p.poll() is None for p in procs.values()):
             now = time.monotonic() - t0
             for name, p in procs.items():
                 s = sample(p.pid) if p.poll() is None else None
                 if s is not None:
                     series[name].append((now, *s))
+            if now > seconds and app.poll() is None and not stopping:
+                app.send_signal(signal.SIGTERM)  # the end of the soak for the app
+                stopping = True
             if now > seconds + 120:
                 for p in procs.values():
                     if p.poll() is None:
-                        p.send_signal(signal.SIGTERM)
+                        p.kill()
             time.sleep(args.sample_s)  # the benchmark's own sampling clock, not a test
         wall = time.monotonic() - t0
         injected = stop_board(board)
         stop_board(clean)
-        app_err = app.stderr.read() if app.stderr else ""
+        app_err = (tmp / "app.err").read_text()
         rows = []
         for name, p, f in (("app", app, app_file), ("baseline", base, base_file)):
             arr = np.array(series[name]) if series[name] else np.zeros((0, 3))
