@@ -62,8 +62,8 @@ def _same_file(a: Path, b: Path) -> bool:
         return os.path.abspath(a) == os.path.abspath(b)
 
 
-def check_output(out: PathLike, *, inputs: Iterable[PathLike] = (), force: bool = False,
-                 what: str = "output") -> Path:
+def check_output(out: PathLike, *, inputs: Iterable[PathLike] = (),
+                 force: bool | None = False, what: str = "output") -> Path:
     """Apply the output rule to ``out`` before any work; return it as a :class:`Path`.
 
     Parameters
@@ -73,7 +73,8 @@ def check_output(out: PathLike, *, inputs: Iterable[PathLike] = (), force: bool 
     inputs
         Files the command reads; ``out`` may never be one of them.
     force
-        Allow replacing an existing file (never an input, never an HDF5 session).
+        Allow replacing an existing file (never an input, never an HDF5 session);
+        ``None`` for a command that never replaces anything (it has no ``--force``).
     what
         Word for ``out`` in messages (``output``, ``recording``, ``screenshot``).
 
@@ -90,6 +91,9 @@ def check_output(out: PathLike, *, inputs: Iterable[PathLike] = (), force: bool 
     if out.is_dir():
         raise RecordingError(f"{out}: is a directory, expected a new {what} file name")
     if out.exists() or out.is_symlink():
+        if force is None:
+            raise RecordingError(f"{out}: already exists; emgfb never overwrites a {what}, "
+                                 f"choose another name")
         if is_hdf5(out):
             raise RecordingError(f"{out}: is an HDF5 file (an emgfb session?); emgfb never "
                                  f"writes over a recording, even with --force")
@@ -210,7 +214,7 @@ def new_output(out: PathLike, *, inputs: Iterable[PathLike] = (),
     file the body created is removed, so a failed start leaves nothing behind and the retry
     is not refused.
     """
-    out = check_output(out, inputs=inputs, force=False, what=what)
+    out = check_output(out, inputs=inputs, force=None, what=what)
     claim = NewOutput(out)
     claimed_at = time.time() - 1.0  # coarse file-system time stamps
     try:

@@ -38,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Import ``args.input`` into ``args.output``; return the exit code."""
-    check_output(args.output, inputs=[args.input], what="session")  # before parsing
+    check_output(args.output, inputs=[args.input], force=None, what="session")  # before parsing
     rec = read_any(args.input, args.format, args.fs)
     arrays = session_arrays(rec)
     with new_output(args.output, inputs=[args.input], what="session"):  # removed on failure

@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     if args.seconds is not None and not (math.isfinite(args.seconds) and args.seconds > 0):
         raise ConfigError(f"--seconds {args.seconds}: expected a positive number of seconds")
     check_subject(args.subject)  # refuse early, before opening a board
-    check_output(args.output, what="recording")
+    check_output(args.output, force=None, what="recording")
     dsp = load_dsp_config(args.dsp)
     source = open_source(args.source)
     with source:

@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     from emgfb.outputs import check_output
 
     prepare(args.protocol, args.montage)  # bad protocol/montage: refuse before anything else
-    check_output(args.output, what="recording")
+    check_output(args.output, force=None, what="recording")
     if not args.headless:
         return run_window(args)
 

@@ -76,6 +76,14 @@ def _column(cells: tuple[str, ...]) -> np.ndarray:
         return np.array([cell_value(c) for c in cells])
 
 
+def _parses(cell: str) -> bool:
+    try:
+        cell_value(cell)
+    except ValueError:
+        return False
+    return True
+
+
 def read_signal_csv(path: str | Path, fs: float | None = None) -> SignalTable:
     """Read a delimited text table of channels (comma, tab or semicolon separated).
 
@@ -96,8 +104,10 @@ def read_signal_csv(path: str | Path, fs: float | None = None) -> SignalTable:
     Raises
     ------
     DataFormatError
-        Missing or empty file, no numeric channel column, ragged rows, a time column that
-        is not increasing on a uniform grid, or no way to know the rate.
+        Missing or empty file, no numeric channel column, a text or infinite cell in a
+        column of numbers, ragged rows, a time column that is not increasing on a uniform
+        grid, or no way to know the rate. (A column with no number at all, labels say, is
+        ignored with a warning.)
     """
     path = Path(path)
     if not path.is_file():
@@ -125,7 +135,20 @@ def read_signal_csv(path: str | Path, fs: float | None = None) -> SignalTable:
         try:
             numeric[j] = _column(col)
         except ValueError:
+            good = [_parses(c) for c in col]
+            if any(good):  # a column of numbers with a bad cell: refuse, never drop it
+                i = good.index(False)
+                raise _fail(path, f"line {table.line_no[i + has_header]}, column "
+                            f"{names[j]!r}: {col[i].strip()!r} is not a number; expected a "
+                            "number (an empty or NaN cell for a lost sample)") from None
             log.warning("%s: column %r is not numeric; ignored", path, names[j])
+            continue
+        bad = np.flatnonzero(np.isinf(numeric[j]))
+        if bad.size:
+            i = int(bad[0])
+            raise _fail(path, f"line {table.line_no[i + has_header]}, column {names[j]!r}: "
+                        f"{col[i].strip()!r} is not finite; expected a number (an empty "
+                        "or NaN cell for a lost sample)")
     t_col = next((j for j in numeric if has_header and _TIME_NAME.match(names[j])), None)
     k_col = next((j for j in numeric if has_header and _TICK_NAME.match(names[j])), None)
     # a trailing delimiter leaves an unnamed, empty column: not a channel

@@ -45,6 +45,7 @@ import numpy as np
 from emgfb import __version__
 from emgfb.errors import RecordingError
 from emgfb.montage import Montage
+from emgfb.outputs import check_output
 from emgfb.protocol import BoardInfo
 from emgfb.recording import schema as S
 from emgfb.recording.diskspace import SpaceReservation, freeze
@@ -88,13 +89,9 @@ def utc_now_iso() -> str:
 
 
 def check_new_path(path: Path) -> None:
-    """Refuse an existing path or a missing folder (RecordingError), before any work."""
-    if path.exists() or path.is_symlink():
-        raise RecordingError(
-            f"{path}: already exists; emgfb never overwrites a recording, choose another name"
-        )
-    if not path.parent.is_dir():
-        raise RecordingError(f"{path}: folder {path.parent} does not exist")
+    """The output rule (:func:`emgfb.outputs.check_output`) for a new recording: refuse an
+    existing path, a missing or unwritable folder (RecordingError), before any work."""
+    check_output(path, force=None, what="recording")
 
 
 def _compression_kwargs(compression: str | None) -> dict[str, Any]:

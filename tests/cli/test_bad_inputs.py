@@ -172,21 +172,9 @@ TABLE_READERS = [
 ]
 
 
-#: Known gaps, in the files room (emgfb.dsp.signalfile): ``process`` drops a channel column
-#: holding one word or inf with a warning instead of refusing the file.
-_KNOWN = pytest.mark.xfail(strict=True, reason="process ignores a channel column with a bad "
-                                                "cell (warning) instead of refusing it")
-
-
 def _table_cases() -> list:
-    cases = []
-    for kind, setup in BAD_TABLES.items():
-        for argv in TABLE_READERS:
-            marks = [_KNOWN] if argv[0] == "process" and kind in ("inf-cell", "text-cell") \
-                else []
-            cases.append(pytest.param(argv, setup, marks=marks,
-                                      id=f"{'-'.join(argv[0:1] + argv[5:6])}-{kind}"))
-    return cases
+    return [pytest.param(argv, setup, id=f"{'-'.join(argv[0:1] + argv[5:6])}-{kind}")
+            for kind, setup in BAD_TABLES.items() for argv in TABLE_READERS]
 
 
 @pytest.mark.parametrize(("argv", "setup"), _table_cases())

@@ -57,6 +57,21 @@ def test_check_output_refuses(tmp_path: Path, make, match):
         check_output(out)
 
 
+def test_a_command_without_force_never_suggests_it(tmp_path: Path, readonly_dir: Path):
+    """``record``, ``import`` and ``session`` have no --force: their one line must not
+    send the user looking for it, whatever the existing file is."""
+    for name, content in (("old.csv", b"old"), ("old.h5", b"\x89HDF\r\n\x1a\n" + bytes(8))):
+        out = tmp_path / name
+        out.write_bytes(content)
+        with pytest.raises(RecordingError) as err:
+            check_output(out, force=None, what="recording")
+        assert str(err.value) == (f"{out}: already exists; emgfb never overwrites a "
+                                  f"recording, choose another name")
+        assert out.read_bytes() == content
+    with pytest.raises(RecordingError, match="is not writable"):
+        check_output(readonly_dir / "new.h5", force=None, what="recording")
+
+
 def test_missing_and_read_only_folders_are_refused_up_front(tmp_path: Path, readonly_dir: Path):
     with pytest.raises(RecordingError, match="does not exist"):
         check_output(tmp_path / "nope" / "out.csv")
@@ -121,6 +136,6 @@ def test_new_output_removes_what_a_failed_start_created(tmp_path: Path):
             claim.keep_when(lambda: True)  # it holds samples: keep it
             raise KeyboardInterrupt
     assert out.exists()
-    with pytest.raises(RecordingError, match="never writes over a recording"):
+    with pytest.raises(RecordingError, match="never overwrites a recording"):
         with new_output(out):
             pass

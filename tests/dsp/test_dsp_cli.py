@@ -70,6 +70,10 @@ def test_process_without_time_column_needs_fs(tmp_path, make_emg, rng, capsys) -
     ("Time,EMG\n0.0,1\n0.0005,2\n", ["--unit", "V"], "--unit = 'V': expected uV or mV"),
     ("Time,EMG\n0.0,1\n0.01,2\n", [], "sampling rate = 100.0: expected a number of Hz in "
                                       "250..20000"),
+    # a bad cell in a column of numbers refuses the file (it never drops the channel)
+    ("Time,EMG,cue\n0.0,1,rest\n0.0005,abc,go\n", [], "line 3, column 'EMG': 'abc' is not "
+                                                        "a number"),
+    ("Time,EMG\n0.0,1\n0.0005,-inf\n", [], "line 3, column 'EMG': '-inf' is not finite"),
 ])
 def test_process_errors_are_one_line(tmp_path, capsys, content, extra, needle) -> None:
     src = tmp_path / "in.csv"
