@@ -12,12 +12,10 @@ is not cut short (SIGKILL still works). Imports nothing from emgfb.
 from __future__ import annotations
 
 import contextlib
-import logging
+import os
 import signal
 import threading
 from collections.abc import Callable, Iterator
-
-log = logging.getLogger(__name__)
 
 #: The signals that end a command.
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -57,8 +55,11 @@ def _handler(signum: int, _frame: object) -> None:
         _diverted[-1](signum)
         return
     if _received:
-        log.warning("%s ignored: already finishing after %s", signal.Signals(signum).name,
-                    signal.Signals(_received[0]).name)
+        # not through logging: the handler may run while the main thread is inside a
+        # logging call, holding its handler's lock and half-way through a line
+        with contextlib.suppress(OSError):
+            os.write(2, f"emgfb: {signal.Signals(signum).name} ignored: already finishing "
+                        f"after {signal.Signals(_received[0]).name}\n".encode())
         return
     _received.append(signum)
     raise Interrupted(signum)
