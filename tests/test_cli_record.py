@@ -11,6 +11,8 @@ from emgfb.acquisition.source import open_source
 from emgfb.cli import main
 from emgfb.recording import open_recording
 
+from testkit.pty_board import PtyTestBoard
+
 SIM = "sim://?speed=0&seed=1&ch=8&fs=2000"
 
 
@@ -102,18 +104,7 @@ def test_info_rejects_bad_input_with_one_line(tmp_path, capsys, make, msg):
 # -- ``--seconds N`` is a promise, whatever the board does --------------------------------
 
 def _emulator(tmp_path):
-    import importlib.util
-    import sys
-    from pathlib import Path
-
-    name = "_emgfb_test_board_emulator"
-    if name not in sys.modules:
-        path = Path(__file__).parent / "acquisition" / "test_serial_source.py"
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name].BoardEmulator(tmp_path / "ttyEMU", n_channels=4, fs=1000).plug()
+    return PtyTestBoard(tmp_path / "ttyEMU", n_channels=4, fs=1000).plug()
 
 
 def _record_until(tmp_path, url, seconds, fault):

@@ -2,31 +2,20 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from emgfb.cli import main
 
-
-def _emulator_module():
-    name = "_emgfb_test_board_emulator"
-    if name not in sys.modules:
-        path = Path(__file__).parent / "acquisition" / "test_serial_source.py"
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+from testkit.pty_board import PtyTestBoard
 
 
 @pytest.fixture
 def board(tmp_path):
-    emu = _emulator_module().BoardEmulator(tmp_path / "ttyEMU", n_channels=8, fs=2000).plug()
+    emu = PtyTestBoard(tmp_path / "ttyEMU", n_channels=8, fs=2000).plug()
     yield emu
     emu.unplug()
 
@@ -60,7 +49,7 @@ def test_human_summary(board, capsys):
     [("garbage", "garbage instead of a board line"), ("silent", "no answer")],
 )
 def test_bad_boards_give_one_line_and_exit_2(tmp_path, capsys, reply, expected):
-    emu = _emulator_module().BoardEmulator(tmp_path / "ttyBAD", reply=reply).plug()
+    emu = PtyTestBoard(tmp_path / "ttyBAD", reply=reply).plug()
     try:
         rc = main(["stream", "--source", f"serial://{emu.link}?handshake_timeout=0.3",
                    "--seconds", "1", "--json"])

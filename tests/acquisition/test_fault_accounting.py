@@ -9,31 +9,13 @@ a counting ramp (sample ``c`` at tick ``t`` of a run is ``(t + c) mod 1024``).
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 
 from emgfb.acquisition.source import open_source
 from emgfb.acquisition.virtual_board import FaultPlan, VirtualBoard
 
-
-def read_all_until(src, pred, timeout: float = 60.0) -> list:
-    chunks: list = []
-    deadline = time.monotonic() + timeout
-    while not pred(chunks):
-        assert time.monotonic() < deadline, f"timed out: status={src.status} stats={src.stats}"
-        chunk = src.read(0.05)
-        if chunk is not None:
-            chunks.append(chunk)
-    return chunks
-
-
-def drain(src, chunks: list) -> tuple[np.ndarray, np.ndarray]:
-    """After stop(): collect what is still queued; return ticks and counts."""
-    while (chunk := src.read(0)) is not None:
-        chunks.append(chunk)
-    return np.concatenate([c.tick for c in chunks]), np.concatenate([c.counts for c in chunks])
+from testkit.pty_board import drain, read_until
 
 
 def ramp_ok(run_tick: np.ndarray, counts: np.ndarray) -> np.ndarray:
@@ -47,7 +29,7 @@ def test_frame_faults_are_counted_exactly_and_never_delivered():
     with VirtualBoard(n_channels=6, fs=2000, speed=0, pattern="ramp", faults=plan) as board:
         src = open_source(f"serial://{board.port}?reset_wait=0&poll=0")
         src.start()
-        chunks = read_all_until(src, lambda c: sum(map(len, c)) >= 20_000)
+        chunks = read_until(src, lambda c: sum(map(len, c)) >= 20_000)
         src.stop()
         inj = board.injected
     tick, counts = drain(src, chunks)
@@ -79,8 +61,8 @@ def test_disconnects_and_resets_reconnect_and_account_the_gaps(tmp_path, event):
             n = inj.disconnects + inj.resets
             return n >= 2 and src.stats.reconnects == n and src.status.state == "streaming"
 
-        chunks = read_all_until(src, two_events_survived)
-        chunks += read_all_until(src, lambda c: sum(map(len, c)) >= 100)  # a clean stretch
+        chunks = read_until(src, two_events_survived)
+        chunks += read_until(src, lambda c: sum(map(len, c)) >= 100)  # a clean stretch
         src.stop()
         inj = board.injected
     st = src.stats

@@ -19,26 +19,7 @@ from emgfb.acquisition.source import open_source
 from emgfb.acquisition.virtual_board import VirtualBoard
 from emgfb.errors import ConfigError
 
-
-def read_until(src, pred, timeout: float = 30.0) -> list:
-    chunks: list = []
-    deadline = time.monotonic() + timeout
-    while not pred(chunks):
-        assert time.monotonic() < deadline, f"timed out: {src.status} {src.stats}"
-        chunk = src.read(0.05)
-        if chunk is not None:
-            chunks.append(chunk)
-    return chunks
-
-
-def collect(src, chunks: list) -> tuple[np.ndarray, np.ndarray]:
-    while (chunk := src.read(0)) is not None:
-        chunks.append(chunk)
-    return np.concatenate([c.tick for c in chunks]), np.concatenate([c.counts for c in chunks])
-
-
-def n_frames(chunks) -> int:
-    return sum(map(len, chunks))
+from testkit.pty_board import drain, n_frames, read_until
 
 
 def assert_counts_equal(st, inj) -> None:
@@ -78,7 +59,7 @@ def test_each_link_fault_through_a_pty_is_counted_exactly(kind):
         inj = board.injected
     assert getattr(inj, counter) >= 2
     assert_counts_equal(src.stats, inj)
-    tick, counts = collect(src, chunks)
+    tick, counts = drain(src, chunks)
     assert len(tick) == src.stats.frames
     assert np.array_equal(counts, (tick[:, None] + np.arange(6)) % 1024)  # all genuine
 
@@ -99,7 +80,7 @@ def test_frames_that_arrive_during_a_rehandshake_are_kept():
     assert inj.blackouts >= 1
     assert st.frames == inj.expected_frames, inj
     assert st.crc_errors == 0 and st.suspect_frames == inj.expected_suspect_frames
-    tick, counts = collect(src, chunks)
+    tick, counts = drain(src, chunks)
     assert len(tick) == st.frames and np.all(np.diff(tick) >= 1)
 
 
