@@ -70,9 +70,13 @@ def test_disconnects_and_resets_reconnect_and_account_the_gaps(tmp_path, event):
     assert inj.bit_flips + inj.dropped_frames + inj.garbage_bursts > 0
     assert (st.frames, st.crc_errors, st.overrun_flags) == (
         inj.expected_frames, inj.expected_crc_errors, inj.expected_overrun_flags), inj
-    # skipped bytes: the injected ones plus each reset's boot line, read as noise mid-stream
+    # skipped bytes: the injected ones plus each reset's boot line, read as noise mid-stream.
+    # After a disconnect the replugged board boots too: its line is read as noise when it
+    # arrives before the driver's "?" and as the answer when it arrives after (a race of
+    # two processes), so each disconnect adds 0 or 1 boot line, never a part of one.
     boot = len(board.info.line) + 1
-    assert st.bytes_skipped == inj.expected_bytes_skipped + inj.resets * boot, inj
+    extra = st.bytes_skipped - inj.expected_bytes_skipped - inj.resets * boot
+    assert extra % boot == 0 and 0 <= extra // boot <= inj.disconnects, (extra, inj)
     # ticks lost across reconnects are booked at the first frame after each, from the host
     # times of the last frame before and that frame: about the board's outage time (a
     # reader delayed by load reads the last frame late, so allow half), at most that plus
