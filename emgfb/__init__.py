@@ -8,7 +8,7 @@ below it:
    ``Marker``, ``BoardInfo``, ``SourceStats``), ``worker`` (the one thread lifecycle),
    ``interrupts`` (Ctrl-C and SIGTERM as one exception), ``limits`` (every bounded number,
    declared once), ``outputs`` (the one rule for writing a file), ``delimited`` (the one
-   CSV/TSV tokenizer).
+   CSV/TSV tokenizer), ``meter`` (progress of long offline work).
 2. ``protocol`` (wire protocol v1 and the confirming frame decoder), ``config`` (TOML
    loading and validation; bundled configs in ``emgfb/configs``), ``montage``,
    ``hardware`` (boards and front-ends).

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,6 +20,7 @@ import numpy as np
 
 from emgfb.errors import ConfigError
 from emgfb.limits import SAMPLE_RATE_HZ
+from emgfb.meter import ProgressMeter
 from emgfb.outputs import atomic_output, check_output, is_hdf5
 
 if TYPE_CHECKING:
@@ -118,7 +118,8 @@ def _stream_recording(args: argparse.Namespace) -> int:
         pipe = EnvelopePipeline(config, rec.fs, rec.n_channels, rec.uv_per_count,
                                 rec.offset_counts)
         header = ",".join(["time_s"] + [f"{n}_envelope_uV" for n in rec.labels])
-        progress = _Progress(args.input, rec.n_samples, quiet=args.quiet)
+        progress = ProgressMeter(None if args.quiet else _stderr, f"emgfb process: {args.input}",
+                                 rec.n_samples)
         with atomic_output(args.output, inputs=[args.input], force=args.force) as tmp:
             with tmp.open("w", encoding="utf-8") as fh:
                 fh.write(comment_lines(_provenance(args, config, rec.fs)) + header + "\n")
@@ -133,6 +134,10 @@ def _stream_recording(args: argparse.Namespace) -> int:
     return 0
 
 
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
 def _csv_rows(seconds: np.ndarray, values: np.ndarray) -> str:
     """Rows ``time,v1,v2...`` as written by ``write_envelope_csv`` (%.10g, NaN empty)."""
     row = ",".join(["%.10g"] * (values.shape[1] + 1)) + "\n"
@@ -141,28 +146,6 @@ def _csv_rows(seconds: np.ndarray, values: np.ndarray) -> str:
     if np.isnan(values).any():
         text = text.replace("nan", "")
     return text
-
-
-class _Progress:
-    """Percent done on stderr, at most every 2 s, only for work longer than that."""
-
-    def __init__(self, path: Path, total: int, quiet: bool) -> None:
-        self.path, self.total, self.quiet = path, max(1, total), quiet
-        self.t0 = time.monotonic()
-        self.next = self.t0 + 2.0
-        self.shown = False
-
-    def update(self, done: int) -> None:
-        now = time.monotonic()
-        if not self.quiet and now >= self.next:
-            print(f"emgfb process: {self.path}: {100 * done / self.total:.0f} % "
-                  f"({now - self.t0:.0f} s)", file=sys.stderr, flush=True)
-            self.next, self.shown = now + 2.0, True
-
-    def done(self) -> None:
-        if self.shown:
-            print(f"emgfb process: {self.path}: 100 % ({time.monotonic() - self.t0:.0f} s)",
-                  file=sys.stderr, flush=True)
 
 
 def _read_recording(path: Path) -> tuple[SignalTable, object, object, dict | None]:

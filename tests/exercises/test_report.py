@@ -318,17 +318,44 @@ def test_metrics_doc_defines_every_metric() -> None:
 
 
 def test_blockwise_envelopes_equal_one_pass(guided: Path) -> None:
-    from emgfb.dsp import load_dsp_config
-    from emgfb.exercises.report import envelopes
+    """The one streamed pass (odd block size, a gap inside the smile step) gives the
+    envelopes of one whole-array pass: the overview at full resolution when it fits."""
+    from emgfb.exercises.report import SessionData
     from emgfb.recording import open_recording
     from emgfb.recording.export import signal_values
 
-    with open_recording(guided) as rec:  # has a gap inside the smile step
+    with open_recording(guided) as rec:
         one, _unit, _notes = signal_values(rec, "envelope")
-        blocks = envelopes(rec, load_dsp_config(), block=7777)
+        s = SessionData(rec)
+        s.scan(max_points=rec.n_samples, block=7777)
+        tick = rec.tick
+        probe = np.concatenate((tick[:5], tick[-5:], tick[::997], tick[::997] + 1,
+                                rec.first_tick + np.arange(-3, rec.n_samples + 200, 311)))
+        assert [s.sample_of(t) for t in probe] == list(
+            np.searchsorted(tick, probe, side="left"))
+        assert np.allclose(s.overview.t, (tick - rec.first_tick) / rec.fs)
+    blocks = s.overview.y
+    assert blocks.shape == one.shape
     assert np.array_equal(np.isnan(blocks), np.isnan(one))
     ok = ~np.isnan(one)
     assert np.allclose(blocks[ok], one[ok], rtol=1e-5, atol=1e-4)
+
+
+def test_display_trace_keeps_every_peak_in_bounded_points(guided: Path) -> None:
+    """A long span is reduced to min/max per display bin: few points, yet the highest and
+    lowest envelope values of the session are all drawn (a stride would miss them)."""
+    from emgfb.exercises.report import SessionData
+    from emgfb.recording import open_recording
+    from emgfb.recording.export import signal_values
+
+    with open_recording(guided) as rec:
+        one, _unit, _notes = signal_values(rec, "envelope")
+        s = SessionData(rec)
+        s.scan(max_points=100, block=5000)
+    y = s.overview.y
+    assert len(y) <= 2 * 101 and np.all(np.diff(s.overview.t) >= 0)
+    assert np.allclose(np.nanmax(y, axis=0), np.nanmax(one, axis=0))
+    assert np.allclose(np.nanmin(y, axis=0), np.nanmin(one, axis=0))
 
 
 SHORT_PROTOCOL = """
@@ -398,3 +425,30 @@ def test_report_of_a_headless_autopilot_session(tmp_path: Path) -> None:
     summary = p.table("exercise-summary")
     assert summary[1][0] == "Smile, eye quiet" and summary[1][2] == "2"
     assert float(p.table("calibration")[5][6]) > 0  # ZYG-L reference
+
+
+def test_every_value_from_the_file_is_escaped(tmp_path: Path) -> None:
+    """Names, labels and reasons stored in a session reach the page as text, never markup."""
+    evil = '<img src=x onerror="alert(1)">'
+    n = int(4 * FS)
+    counts = np.full((n, 6), 512, np.uint16)
+    counts[:, :] += np.random.default_rng(3).integers(0, 5, (n, 6)).astype(np.uint16)
+    row = {"exercise": f"Smile {evil}", "rep": 1, "start_tick": 1000, "end_tick": 2000,
+           "valid": False, "invalid_reason": f"flat {evil}", "target_channel": 0,
+           "sunnybrook": evil}
+    meta = {"subject": "P1", "start_time_utc": "2026-11-02T09:15:00.000Z",
+            "protocol": {"name": f"proto {evil}", "steps": [
+                {"kind": "exercise", "label": f"Smile {evil}", "start_tick": 500,
+                 "end_tick": 3000, "shape": evil}]},
+            "calibration": {"rest": {"mean_uv": [2.0] * 6, "sd_uv": [0.5] * 6},
+                            "reference_uv": [50.0] * 6,
+                            "reference_failures": [{"step": evil, "attempt": 1,
+                                                    "reason": evil}]},
+            "scores": [row]}
+    markers = [Marker(500, f"exercise: {evil}", "phase")]
+    path = write_arrays(tmp_path / "evil.h5", counts, FS, load_montage("face6"), 2.0, 512.0,
+                        markers=markers, meta=meta)
+    text = build_report(path)
+    assert "<img src=x" not in text and "onerror=\"alert" not in text
+    assert "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in text
+    assert f"proto {evil}" not in text
