@@ -187,6 +187,7 @@ def test_kill_9_while_dsp_is_held_up_loses_at_most_one_second(tmp_path, command)
         proc.wait(10)
     finally:
         proc.kill()
+        proc.wait()
     with open_recording(out) as rec:
         assert rec.recovered and rec.tick[0] == 0
         np.testing.assert_array_equal(rec.tick, np.arange(rec.n_samples))
@@ -220,6 +221,7 @@ def test_signals_end_the_window_within_two_seconds_with_the_file_complete(
         took = time.monotonic() - t0
     finally:
         proc.kill()
+        proc.wait()
     err = []
     while (line := lines.get(timeout=10)) != "":
         err.append(line)

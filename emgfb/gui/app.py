@@ -104,31 +104,42 @@ def run_window(session: LiveSession, *, view: str = "setup", replay: bool = Fals
     with the new window before it is shown (e.g. to attach a guided session).
     """
     failures: list[EmgfbError] = []
-    try:
-        app = ensure_app()
-        win = MainWindow(session, view, replay=replay, replay_info=replay_info,
-                         record_dir=record_dir, fps=fps)
-        # Ctrl-C and SIGTERM close the window (never a traceback inside a slot); the timer
-        # gives Python a moment every 100 ms to run its signal handlers during Qt's loop
-        wake = QtCore.QTimer(win)
-        wake.timeout.connect(lambda: None)
-        wake.start(100)
-        win.resize(*size)
-        if on_window is not None:
-            on_window(win)
-        win.show()
-        if screenshot is not None:
-            def shoot() -> None:
-                try:  # a failure in a Qt callback must still close the window
-                    path = win.save_screenshot(screenshot)
-                    log.info("screenshot saved: %s", path)
-                except EmgfbError as exc:
-                    failures.append(exc)
-                finally:
-                    win.close()
+    windows: list[MainWindow] = []
 
-            QtCore.QTimer.singleShot(int(max(0.0, after) * 1000), shoot)
-        with interrupts.divert(lambda _signum: QtCore.QTimer.singleShot(0, win.close)):
+    def close_on_signal(_signum: int) -> None:
+        # never raise inside Qt: a signal during set-up (pyqtgraph runs Python inside
+        # win.show()) would be printed by PyQt and lost, and the window would run on
+        if windows:
+            QtCore.QTimer.singleShot(0, windows[0].close)
+
+    try:
+        with interrupts.divert(close_on_signal):
+            app = ensure_app()
+            win = MainWindow(session, view, replay=replay, replay_info=replay_info,
+                             record_dir=record_dir, fps=fps)
+            windows.append(win)
+            # the timer gives Python a moment every 100 ms to run its signal handlers
+            # during Qt's loop
+            wake = QtCore.QTimer(win)
+            wake.timeout.connect(lambda: None)
+            wake.start(100)
+            win.resize(*size)
+            if on_window is not None:
+                on_window(win)
+            win.show()
+            if screenshot is not None:
+                def shoot() -> None:
+                    try:  # a failure in a Qt callback must still close the window
+                        path = win.save_screenshot(screenshot)
+                        log.info("screenshot saved: %s", path)
+                    except EmgfbError as exc:
+                        failures.append(exc)
+                    finally:
+                        win.close()
+
+                QtCore.QTimer.singleShot(int(max(0.0, after) * 1000), shoot)
+            if interrupts.received() is not None:  # a signal came while setting up
+                QtCore.QTimer.singleShot(0, win.close)
             app.exec_()
         win.shutdown()
         dispose(win)
