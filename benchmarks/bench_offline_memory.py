@@ -8,8 +8,10 @@ Each must stay <= 400 MB (issue 11) whatever the length of the session. Baseline
 same run: a Python process that only imports what the commands import (numpy, scipy,
 h5py, emgfb's CLI): the floor every command starts from.
 
-Run: ``python3 benchmarks/bench_offline_memory.py [--hours 2] [--keep DIR]``; results go to
-``benchmarks/results/offline_memory.md``.
+Run: ``python3 benchmarks/bench_offline_memory.py [--hours 2] [--keep DIR] [--results MD]``;
+results go to ``benchmarks/results/offline_memory.md`` (a shorter session, e.g.
+``--hours 0.5 --results benchmarks/results/offline_memory_30min.md``, shows that the
+peaks do not grow with the length).
 """
 
 from __future__ import annotations
@@ -80,6 +82,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--hours", type=float, default=2.0)
     ap.add_argument("--keep", type=Path, help="reuse/keep the session in this folder")
+    ap.add_argument("--results", type=Path, default=RESULTS,
+                    help="results file (default: benchmarks/results/offline_memory.md)")
     args = ap.parse_args()
     folder = args.keep or Path(tempfile.mkdtemp(prefix="bench_offline_memory_"))
     folder.mkdir(parents=True, exist_ok=True)
@@ -107,12 +111,12 @@ def main() -> None:
         rows.append((name, seconds, rss, code, last))
         print(f"{name:55s} {seconds:7.1f} s  {rss:7.0f} MB  exit {code}"
               + (f"  ({last})" if code else ""))
-    write_results(args.hours, session, rows)
+    write_results(args.hours, session, rows, args.results)
     if args.keep is None:
         shutil.rmtree(folder)
 
 
-def write_results(hours: float, session: Path, rows: list) -> None:
+def write_results(hours: float, session: Path, rows: list, out: Path = RESULTS) -> None:
     import h5py
 
     lines = [
@@ -133,8 +137,8 @@ def write_results(hours: float, session: Path, rows: list) -> None:
         note = f" ({last[:80]})" if code else ""
         lines.append(f"| {name} | {seconds:.1f} s | {rss:.0f} MB | {ok} | {code}{note} |")
     lines.append("")
-    RESULTS.write_text("\n".join(lines))
-    print(f"wrote {RESULTS}")
+    out.write_text("\n".join(lines))
+    print(f"wrote {out}")
 
 
 def _commit() -> str:
