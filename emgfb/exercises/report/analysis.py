@@ -205,7 +205,7 @@ def quality_table(rec: Any, cfg: Any, rest_spans: Sequence[tuple[int, int]],
     n_win = rec.n_samples // win
     rms, mains, motion, sd, starts = [], [], [], [], []
     clipped = np.zeros(rec.n_channels)
-    block = max(win, (500_000 // win) * win)
+    block = max(win, (100_000 // win) * win)
     meter = ProgressMeter(progress, f"{rec.path.name}: signal quality", n_win * win)
     for lo in range(0, n_win * win, block):
         hi = min(lo + block, n_win * win)
@@ -456,9 +456,11 @@ class SessionData:
                 for r in self.scores if r.get("valid", True) and "cocon" not in r
                 and "start_tick" in r and "end_tick" in r]
 
-    def scan(self, max_points: int = 4000, block: int = 200_000) -> None:
+    def scan(self, max_points: int = 4000, block: int | None = None) -> None:
         """Read the samples once: envelopes (causal pipeline, stateful across blocks, ticks
-        mark the gaps) and signal quality, keeping only what the report shows."""
+        mark the gaps) and signal quality, keeping only what the report shows. ``block``:
+        samples per read (default: the reader's, a few HDF5 chunks, as ``emgfb process``;
+        the pipeline's temporaries grow with it)."""
         from emgfb.dsp import EnvelopePipeline
 
         rec = self.rec
