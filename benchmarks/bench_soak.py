@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -165,16 +166,29 @@ def main() -> int:
              f"faults `{FAULTS}`; RSS sampled every {args.sample_s:g} s, slope fitted after "
              f"{args.warmup_min:g} min of warm-up. Machine: {os.cpu_count()} cores, "
              f"load average at the end {os.getloadavg()[0]:.2f}.", "",
-             "| process | exit | RSS start → end (MB) | RSS slope (MB/h) | CPU (% of one core) "
-             "| recording complete | samples | lost ticks | seconds |",
+             "| process | exit | RSS after warm-up → end (MB) | RSS slope (MB/h) "
+             "| CPU (% of one core) | recording complete | samples | lost ticks | seconds |",
              "|---|---|---|---|---|---|---|---|---|"]
     for name, code, arr, slope, cpu, rec in rows:
-        rss = f"{arr[0, 1]:.0f} → {arr[-1, 1]:.0f}" if len(arr) else "-"
+        warm = arr[arr[:, 0] >= args.warmup_min * 60] if len(arr) else arr
+        rss = f"{warm[0, 1]:.0f} → {warm[-1, 1]:.0f}" if len(warm) else "-"
         label = "live app + GUI (faulty board)" if name == "app" else \
             "baseline: headless record (clean board)"
         lines.append(f"| {label} | {code} | {rss} | {slope:+.2f} | {cpu:.1f} | "
                      f"{rec.get('complete', '-')} | {rec.get('samples', '-')} | "
                      f"{rec.get('lost_ticks', '-')} | {rec.get('seconds', float('nan')):.1f} |")
+    # the shape of the curve: a cache filling up flattens, a leak does not
+    marks = np.arange(args.warmup_min * 60, wall + 1, 300.0)
+    lines += ["", "RSS (MB) every 5 min after the warm-up, and the slope over the second half:",
+              "", "| process | " + " | ".join(f"{m / 60:.0f} min" for m in marks)
+              + " | slope, 2nd half (MB/h) |", "|---|" + "---|" * (len(marks) + 1)]
+    for name, _code, arr, _slope, _cpu, _rec in rows:
+        if not len(arr):
+            continue
+        at = [arr[min(np.searchsorted(arr[:, 0], m), len(arr) - 1), 1] for m in marks]
+        half = arr[:, 0] >= (args.warmup_min * 60 + arr[-1, 0]) / 2
+        lines.append(f"| {name} | " + " | ".join(f"{v:.1f}" for v in at)
+                     + f" | {slope_mb_per_h(arr[half, 0], arr[half, 1]):+.2f} |")
     app_rec = rows[0][5]
     lines += ["", "Board's own counts (faulty board) beside the recording:", "",
               "| counter | board | recording |", "|---|---|---|"]
@@ -185,6 +199,16 @@ def main() -> int:
         if key in injected:
             lines.append(f"| {key} | {injected[key]:g} | "
                          f"{app_rec.get(rec_key, '') if rec_key else ''} |")
+    # ticks lost while the port was gone are not the board's to count (it rebooted): the
+    # driver books them from the host clock and says so, one line per reconnect
+    outage = sum(int(m.group(1)) for m in re.finditer(r"(\d+) ticks lost across the "
+                                                        r"reconnect", app_err))
+    if "expected_lost_ticks" in injected and "lost_ticks" in app_rec:
+        board_lost = int(injected["expected_lost_ticks"])
+        lines += ["", f"Lost ticks: board {board_lost} + {outage} booked across "
+                  f"{app_err.count('ticks lost across the reconnect')} reconnects (host clock) "
+                  f"= {board_lost + outage}; recording {app_rec['lost_ticks']} "
+                  f"({'exact' if board_lost + outage == app_rec['lost_ticks'] else 'MISMATCH'})."]
     if app_err.strip():
         lines += ["", "App stderr (last lines):", "", "```",
                   *app_err.strip().splitlines()[-10:], "```"]
