@@ -143,8 +143,14 @@ class BoardEmulator:
 
     @property
     def fs(self) -> float:
-        """Current sample rate in Hz."""
+        """Current sample rate in Hz (what the board says)."""
         return self._fs
+
+    @property
+    def true_fs(self) -> float:
+        """Samples per wall second the board really takes: ``fs`` moved by the plan's
+        ``clock_ppm`` (the clock error the board declares; transports pace on it)."""
+        return self._fs * (1.0 + self.faults.clock_ppm * 1e-6)
 
     @property
     def frame_len(self) -> int:
@@ -299,7 +305,10 @@ class BoardEmulator:
 
     def _begin_run(self) -> None:
         if self._model is None and self.pattern == "emg":
-            self._model = FacialEmgModel(default_montage(self._n_ch), self._fs, self.seed)
+            # a declared clock error moves the hum in sample time as it moves the pacing
+            ppm = self.faults.clock_ppm or None
+            self._model = FacialEmgModel(default_montage(self._n_ch), self._fs, self.seed,
+                                         clock_ppm=ppm)
         self.streaming = True
         self._tick = self._seq_base = self._run_clock = 0
         self._prev_seq = SEQ_MODULUS - 1

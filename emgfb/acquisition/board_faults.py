@@ -90,6 +90,10 @@ class FaultPlan:
         Lengths of stalls (board time), outages, freezes and blackouts (wall time).
     change_channels
         Channel count of the board that comes back after ``change_after``.
+    clock_ppm
+        The board's sample clock error in parts per million (+ = fast): a ceramic
+        resonator is off by up to ±5000. The board samples at ``fs·(1 + clock_ppm·1e-6)``
+        per wall second (its transport paces it so) while it says ``fs``.
     seed
         Seed of the fault draws (independent of the signal's seed).
     """
@@ -115,6 +119,7 @@ class FaultPlan:
     freeze_ms: float = 500.0
     blackout_ms: float = 500.0
     change_channels: int = 2
+    clock_ppm: float = 0.0
     seed: int = 1
 
     def __post_init__(self) -> None:
@@ -126,6 +131,8 @@ class FaultPlan:
                      "stall_ms", "outage_ms", "freeze_ms", "blackout_ms"):
             if not getattr(self, name) >= 0:
                 raise ConfigError(f"fault plan: {name}={getattr(self, name)!r}: expected >= 0")
+        if not abs(self.clock_ppm) <= 20000:
+            raise ConfigError(f"fault plan: clock_ppm={self.clock_ppm!r}: expected -20000..20000")
         if not 1 <= self.garbage_max <= 4096:
             raise ConfigError(f"fault plan: garbage_max={self.garbage_max!r}: expected 1..4096")
         if not 2 <= self.hiccup_max <= 65536:

@@ -234,7 +234,7 @@ class VirtualBoard:
             self._produce()
 
     def _time_to_due(self) -> float:
-        rate = self.emulator.fs * self.speed
+        rate = self.emulator.true_fs * self.speed
         batch = max(1, round(_BATCH_S * rate))
         return max((self._clock_ticks + batch) / rate - (time.monotonic() - self._t0), 0.0)
 
@@ -279,7 +279,7 @@ class VirtualBoard:
         if self.speed == 0:
             n = _UNPACED_BATCH
         else:
-            rate = self.emulator.fs * self.speed
+            rate = self.emulator.true_fs * self.speed
             due = int((time.monotonic() - self._t0) * rate) - self._clock_ticks
             if due > _MAX_BACKLOG_S * rate:  # the reader is behind: pause the board clock
                 self._t0 += (due - _MAX_BACKLOG_S * rate) / rate

@@ -36,7 +36,19 @@ def run(args: argparse.Namespace) -> int:
         f"in {s['n_gaps']} gaps, {s['n_markers']} markers",
         f"  board {s['board'] or '-'}, firmware {s['firmware'] or '-'}, counts {s['count_dtype']}",
     ]
+    lines.append(f"  clock: {clock_line(s['clock'])}")
     if s["notes"]:
         lines.append(f"  notes: {s['notes']}")
     print("\n".join(lines))
     return 0
+
+
+def clock_line(doc: dict | None) -> str:
+    """One line about the board's measured sample rate (the ``clock`` document)."""
+    if not doc:
+        return "not measured (no clock document: an older file, an import or a short run)"
+    if not doc.get("estimated"):
+        return f"not estimated ({doc.get('reason', 'no reason stored')})"
+    return (f"board measured at {doc['fs_hz']:.4f} Hz ({doc['ppm']:+.0f} ± "
+            f"{doc['uncertainty_ppm']:.0f} ppm from nominal, over {doc['span_s']:.0f} s "
+            f"of host receive times)")

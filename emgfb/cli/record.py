@@ -82,7 +82,8 @@ def run(args: argparse.Namespace) -> int:
                     lsl = LslSink(setup, name, markers_from, writer.add_marker, dsp_config=dsp)
                     stack.callback(lsl.close)
                     sinks.append(lsl.push_chunk)
-                pump = SourcePump(source, sinks, seconds=args.seconds)
+                pump = SourcePump(source, sinks, seconds=args.seconds,
+                                  on_rate=lambda doc: writer.set_document("clock", doc))
                 try:
                     next_progress = 1.0
                     while not pump.done and not writer.failed:
@@ -94,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
                 except KeyboardInterrupt as exc:
                     stopped, interrupted = " (stopped by signal)", exc
                 writer.set_document("link", source.stats.as_dict())
+                writer.set_document("clock", pump.clock_document())
             if writer.failed and not writer.samples_written:
                 raise writer.error
     print(f"emgfb record: {writer.samples_written} samples, {writer.lost_ticks} lost ticks "

@@ -204,7 +204,8 @@ def run_session(
         )
         # the protocol's length is the --seconds promise: the session ends by then (plus
         # the pump's grace) whatever the board does
-        pump = SourcePump(source, [writer.write], seconds=runner.total_ticks / info.fs + 1.0)
+        pump = SourcePump(source, [writer.write], seconds=runner.total_ticks / info.fs + 1.0,
+                          on_rate=lambda doc: writer.set_document("clock", doc))
         next_report = 0.0
         writer.start()
         try:  # from here on, an interrupt still completes the file
@@ -236,6 +237,7 @@ def run_session(
             writer.set_document("protocol", runner.protocol_document())
             writer.set_document("scores", runner.scores)
             writer.set_document("link", source.stats.as_dict())
+            writer.set_document("clock", pump.clock_document())
             writer.close()
     result.source_error = pump.problem
     result.finished = runner.finished

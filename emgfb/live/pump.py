@@ -8,8 +8,12 @@ live session's acquisition worker, headless guided sessions, ``emgfb record`` an
 (silent for good, reconnecting, back with another configuration), the pump ends by
 ``seconds`` of wall time plus :data:`GRACE_S`, and says why in :attr:`SourcePump.problem`.
 It can be stepped by hand (:meth:`SourcePump.step`: deterministic headless sessions and
-tests) or run on a :class:`~emgfb.worker.Worker` (:meth:`SourcePump.run`). Imports
-``acquisition.source``, ``records`` and ``worker``.
+tests) or run on a :class:`~emgfb.worker.Worker` (:meth:`SourcePump.run`). Because every
+acquiring command reads through it, it is also the one place that measures the board's
+true sample rate from the chunks' host receive times (:attr:`SourcePump.rate`,
+:meth:`SourcePump.clock_document`; :mod:`emgfb.dsp.clock`), starting a new clock segment
+whenever the source reconnected or the board's counter restarted. Imports
+``acquisition.source``, ``dsp.clock``, ``records`` and ``worker``.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from emgfb.acquisition.source import Source
+from emgfb.dsp.clock import RateEstimate, SampleRateEstimator, clock_document
 from emgfb.records import Chunk
 
 log = logging.getLogger(__name__)
@@ -69,10 +74,15 @@ class SourcePump:
     grace_s
         Wall time allowed beyond ``seconds`` before the pump ends with
         :attr:`PumpEnd.DEADLINE`.
+    on_rate
+        Called (on the reading thread) with the ``clock`` document whenever a new
+        estimate of the board's rate is fitted (at most every few seconds), e.g. to keep
+        a recording's copy fresh.
     """
 
     def __init__(self, source: Source, sinks: Sequence[ChunkSink] = (), *,
-                 seconds: float | None = None, grace_s: float = GRACE_S) -> None:
+                 seconds: float | None = None, grace_s: float = GRACE_S,
+                 on_rate: Callable[[dict], None] | None = None) -> None:
         self.source = source
         self.sinks = list(sinks)
         self.seconds = seconds
@@ -86,6 +96,18 @@ class SourcePump:
         self.end: PumpEnd | None = None
         #: Why the run ended short (source failure or deadline), one line; else None.
         self.problem: str | None = None
+        #: The latest estimate of the board's true rate (None before ~10 s of signal).
+        self.rate: RateEstimate | None = None
+        self.on_rate = on_rate
+        self._clock: SampleRateEstimator | None = None
+        self._clock_reason: str | None = None
+        if source.playback is not None:
+            self._clock_reason = "playback: a recording's host times are not its board's clock"
+        elif source.on_demand:
+            self._clock_reason = "unpaced source: frames are made as they are read"
+        else:
+            self._clock = SampleRateEstimator(fs)
+        self._links = (0, 0)  # reconnects and counter restarts seen
 
     @property
     def done(self) -> bool:
@@ -126,6 +148,8 @@ class SourcePump:
             return None
         if self._first_tick is None:
             self._first_tick = int(chunk.tick[0])
+        if self._clock is not None:
+            self._observe(chunk)
         if self._limit is not None and chunk.tick[-1] - self._first_tick + 1 >= self._limit:
             keep = int(np.searchsorted(chunk.tick, self._first_tick + self._limit, side="left"))
             if keep < len(chunk):
@@ -137,6 +161,30 @@ class SourcePump:
         for sink in self.sinks:
             sink(chunk)
         return chunk
+
+    def _observe(self, chunk: Chunk) -> None:
+        """Feed the rate estimator (before any cut: host_time is the chunk's last byte)."""
+        stats = self.source.stats
+        links = (stats.reconnects, stats.seq_restarts)
+        if links != self._links:  # the index is aligned by the host clock only from here
+            self._links = links
+            self._clock.new_segment()
+        self._clock.observe(int(chunk.tick[-1]), chunk.host_time)
+        rate = self._clock.estimate
+        if rate is not None and rate is not self.rate:
+            self.rate = rate
+            if self.on_rate is not None:
+                self.on_rate(self.clock_document(final=False))
+
+    def clock_document(self, final: bool = True) -> dict:
+        """The recording's ``clock`` document: nominal and estimated rate, ppm, its
+        uncertainty and span, or ``estimated: false`` with the reason.
+
+        ``final``: fit once more over every point (call at the end, on the reading thread
+        or after it stopped)."""
+        if self._clock is not None and final:
+            self.rate = self._clock.refit() or self.rate
+        return clock_document(self.source.info.fs, self.rate, self._clock_reason)
 
     def _check_source(self, now: float) -> bool:
         """End the run when the source failed, finished or the deadline passed."""

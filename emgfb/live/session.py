@@ -162,8 +162,7 @@ class LiveSession:
         self._quality_checker: Any = None
         self._quality: list[Any] = []
         self._last_data: float | None = None  # monotonic time of the last processed chunk
-        self._clock: Any = None  # SampleRateEstimator of the board's true rate
-        self._rate: Any = None  # its latest RateEstimate
+        self._rate: Any = None  # the pump's estimate of the board's rate the DSP follows
         self._markers: list[Marker] = []
         self._lock = threading.Lock()  # markers and counters
         self._counters = SessionCounters()
@@ -197,7 +196,7 @@ class LiveSession:
         if self.lsl is not None:
             sinks.append(self.lsl.push_chunk)
         sinks.append(self._enqueue)
-        self._pump = SourcePump(self.source, sinks)
+        self._pump = SourcePump(self.source, sinks, on_rate=self._store_clock)
         self._process = Worker("emgfb-live", self._run_processing,
                                wake=self._wake_processing)
         self._acquire = Worker("emgfb-live-source", self._run_acquisition,
@@ -234,7 +233,9 @@ class LiveSession:
                 lsl.close()
         finally:
             if self.recording is not None:
-                self.recording.stop(self.source.stats.as_dict())
+                pump = self._pump
+                self.recording.stop(self.source.stats.as_dict(),
+                                    None if pump is None else pump.clock_document())
 
     def __enter__(self) -> LiveSession:
         self.start()
@@ -252,7 +253,6 @@ class LiveSession:
 
     def _configure(self, source: Source) -> None:
         from emgfb.dsp import ChannelStateTracker, EnvelopePipeline, load_dsp_config
-        from emgfb.dsp.clock import SampleRateEstimator
 
         try:
             ch = self.channels = resolve_channels(source, self._montage_arg, self._frontend_arg)
@@ -267,7 +267,6 @@ class LiveSession:
                                           ch.uv_per_count, ch.offset_counts)
         self._quality_checker = ChannelStateTracker(self.dsp_config, ch.fs, ch.n_channels,
                                                     self.adc_max, ch.uv_per_count)
-        self._clock = SampleRateEstimator(ch.fs)
         n = ch.n_channels
         self.normalisation = Normalisation(
             np.zeros(n), np.full(n, DEFAULT_REFERENCE_UV), np.zeros(n, dtype=bool)
@@ -385,6 +384,12 @@ class LiveSession:
             c.__dict__.update(self.source.stats.as_dict())
         return c
 
+    def _store_clock(self, document: dict) -> None:
+        """A new estimate of the board's rate: keep the running recording's copy fresh
+        (so a killed recording keeps a recent one)."""
+        if self.recording is not None:
+            self.recording.set_document("clock", document)
+
     @property
     def sample_rate_estimate(self) -> Any:
         """The board's true sample rate (:class:`~emgfb.dsp.clock.RateEstimate`) measured
@@ -496,7 +501,9 @@ class LiveSession:
         """Finish the recording (flushes and closes the file); returns its path."""
         if self.recording is None:
             return None
-        return self.recording.stop(self.source.stats.as_dict())
+        pump = self._pump  # still reading: its latest estimate, no refit on this thread
+        return self.recording.stop(self.source.stats.as_dict(),
+                                   None if pump is None else pump.clock_document(final=False))
 
     @property
     def recording_path(self) -> Path | None:
@@ -609,7 +616,6 @@ class LiveSession:
             if item is _RESTART:
                 self._pipeline.reset()
                 self._quality_checker.reset()
-                self._clock.reset()
                 self.hub.restart()
             else:
                 self._process_chunk(item)
@@ -628,8 +634,7 @@ class LiveSession:
         raw_uv = (counts.astype(np.float64) - ch.offset_counts) * ch.uv_per_count
         q = self._quality_checker.update(raw_uv, counts, filtered)
         self._last_data = time.monotonic()
-        self._clock.observe(int(tick[-1]), chunk.host_time)
-        rate = self._clock.estimate
+        rate = None if self._pump is None else self._pump.rate
         if rate is not None and rate is not self._rate:  # a new fit: place the mains filter
             self._rate = rate
             self._pipeline.expect_line_hz(rate.line_hz(self.dsp_config.notch.mains_hz))

@@ -88,16 +88,19 @@ class RecordingSink:
         log.info("recording to %s", path)
         return path
 
-    def stop(self, link: dict | None = None) -> Path | None:
+    def stop(self, link: dict | None = None, clock: dict | None = None) -> Path | None:
         """Finish the recording (flush, close, mark complete); returns its path.
 
-        ``link``: the source's integrity counters, stored as the ``link`` document."""
+        ``link``: the source's integrity counters, stored as the ``link`` document;
+        ``clock``: the board's measured rate, stored as the ``clock`` document."""
         with self._lock:
             writer, self._writer = self._writer, None
             path, self._path = self._path, None
         if writer is not None:
             if link is not None:
                 writer.set_document("link", link)
+            if clock is not None:
+                writer.set_document("clock", clock)
             writer.close()
             log.info("recording finished: %s", path)
         return path

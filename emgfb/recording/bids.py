@@ -25,6 +25,12 @@ bids -o DIR``)::
 * ``_events.tsv``: every marker (trial_type = its kind, value = its label) and every gap
   (``BAD_ACQ_SKIP`` with its duration), onsets from the first sample;
 * ``scans.tsv`` lists the data file with its (reduced) acquisition time.
+* time: when the recording holds a measured board rate that differs from nominal
+  (:func:`emgfb.recording.export.time_base`), the EDF's records last ``round(fs)`` samples
+  of true time, and ``SamplingFrequency`` (BIDS: the sampling frequency of the data in
+  the file) is that true rate, as are ``RecordingDuration`` and every onset; the nominal
+  rate and the measured deviation are stated in ``SamplingFrequencyNominal`` and
+  ``ClockErrorPpm`` (extra sidecar keys, which BIDS allows). Otherwise all is nominal.
 
 A dataset that exists already gets the new run added (participants.tsv and scans.tsv
 merged); no existing file is replaced. Everything is written to a hidden staging folder
@@ -46,6 +52,7 @@ from typing import Any
 
 from emgfb.errors import RecordingError
 from emgfb.outputs import is_hdf5
+from emgfb.recording.export import edf_timing, time_base
 
 BIDS_VERSION = "1.11.0"
 _LABEL = re.compile(r"[^A-Za-z0-9]")
@@ -251,7 +258,7 @@ def _sidecar(rec: Any, lay: _Layout) -> dict[str, Any]:
             f"channels.tsv following emgfb's montage '{rec.montage.name}' (anatomical "
             "landmarks and palpation during a voluntary contraction)"),
         "EMGReference": "ChannelSpecific",
-        "SamplingFrequency": float(rec.fs),
+        "SamplingFrequency": _edf_fs(rec),
         "PowerLineFrequency": float(mains) if mains else "n/a",
         "RecordingType": "continuous",
         "SoftwareFilters": "n/a",
@@ -259,9 +266,13 @@ def _sidecar(rec: Any, lay: _Layout) -> dict[str, Any]:
                                                   "LowPass_Hz": float(band[1])}}
                             if band and len(band) == 2 else "n/a"),
         "EMGChannelCount": int(rec.n_channels),
-        "RecordingDuration": round(float(rec.duration_s), 6),
+        "RecordingDuration": round(float(rec.duration_s) * rec.fs / _time_fs(rec), 6),
         "Manufacturer": "emgfb (open hardware)",
     }
+    tb = time_base(rec)
+    if tb.measured:  # the data file's rate is the board's measured one: say so
+        doc["SamplingFrequencyNominal"] = tb.nominal_fs
+        doc["ClockErrorPpm"] = round(float(tb.ppm), 1)
     if info is not None:
         doc["ManufacturersModelName"] = str(info.board)
         doc["SoftwareVersions"] = f"emgfb firmware {info.firmware}"
@@ -286,8 +297,19 @@ def _channels(rec: Any) -> tuple[list[str], list[list[Any]]]:
     return cols, rows
 
 
+def _edf_fs(rec: Any) -> float:
+    """The rate of the exported EDF (true when measured, see the module docstring)."""
+    return float(edf_timing(time_base(rec))[2])
+
+
+def _time_fs(rec: Any) -> float:
+    """The rate that turns ticks into seconds on the EDF's time axis."""
+    tb = time_base(rec)
+    return _edf_fs(rec) if tb.measured else float(rec.fs)
+
+
 def _events(rec: Any) -> tuple[list[str], list[list[Any]]]:
-    fs = float(rec.fs)
+    fs = _time_fs(rec)
     n = rec.n_samples
     t0 = int(rec.read_ticks(0, 1)[0]) if n else 0
     rows: list[list[Any]] = []

@@ -14,7 +14,8 @@ and moved into place at the end, so a failed export leaves nothing half-written.
 
 CSV layout (UTF-8, comma-separated, ``\\n`` line ends)::
 
-    # emgfb export: format_version=1 what=uv unit=uV fs=2000 source=session.h5
+    # emgfb export: format_version=1 what=uv unit=uV fs=2000 fs_time=2000 time_base=nominal
+    # ... source=session.h5 (one line)
     # channels: label,muscle,side,uv_per_count,offset_counts (one '# channel:' line each)
     # channel: ZYG_L,zygomaticus_major,left,2.0,512.0
     time_s,tick,ZYG_L,ZYG_R,...,marker
@@ -23,8 +24,13 @@ CSV layout (UTF-8, comma-separated, ``\\n`` line ends)::
 
 * Lines starting with ``#`` are metadata; the first line without ``#`` is the header
   (:mod:`emgfb.delimited` reads it; ``emgfb import`` and ``emgfb process`` read it back).
-* ``time_s`` = (tick - first tick) / fs; ``tick`` is the absolute sample tick. Lost
+* ``time_s`` = (tick - first tick) / fs_time; ``tick`` is the absolute sample tick. Lost
   samples are *not* filled: a gap shows as a tick (and time) step larger than one.
+  ``fs_time`` (first line, with ``time_base``) is the board's **measured** rate when the
+  recording's ``clock`` document holds one that differs from nominal by more than three
+  times its uncertainty (``time_base=measured``, plus ``clock_ppm``), else the nominal
+  ``fs`` (``time_base=nominal``): so ``time_s`` is true (host) time; sample values and
+  ticks are never changed (:func:`time_base`).
 * Channel values: ``raw`` = the stored integer counts; ``uv`` = (counts - offset) ×
   uv_per_count, printed with 10 significant digits; ``envelope`` = µV envelope of the
   DSP pipeline, empty cells where it is undefined (filter settling, after gaps).
@@ -38,11 +44,14 @@ envelopes, the DSP settings that made them; annotations (EDF+ TALs) for every ma
 (``kind:label``) and ``BAD_ACQ_SKIP`` with its duration for every gap and for the padding
 of the last data record (EDF+C is continuous: those samples are written as 0 µV, and
 analysis tools exclude ``BAD_ACQ_SKIP`` spans). The start time keeps its sub-second part
-(UTC, as the session). Counts that fit the digital range (16-bit EDF, 24-bit BDF) are
-stored exactly; otherwise, and for envelopes, values are rescaled to the full digital
-range (the step is reported). The data record holds ``round(fs)`` samples and lasts
-``round(fs)/fs`` s, so non-integer rates (imported OpenBCI 250.331 Hz) are kept to within
-10 µs per record. The patient field holds the session's pseudonymous subject code only;
+(UTC, as the session). With a measured time base the record of ``round(fs)`` samples lasts
+``round(fs)/fs_time`` s (EDF allows any record duration its 8-character field holds: about
+1 ppm), so the EDF's rate and every annotation onset are in true seconds. Counts that fit
+the digital range (16-bit EDF, 24-bit BDF) are stored exactly; otherwise, and for
+envelopes, values are rescaled to the full digital range (the step is reported). The data
+record holds ``round(fs)`` samples and lasts ``round(fs)/fs`` s, so non-integer rates
+(imported OpenBCI 250.331 Hz) are kept to within 10 µs per record. The patient field
+holds the session's pseudonymous subject code only;
 ``reduce_dates`` keeps the year and the time of day of the start and sets the date to
 1 January (the default for anonymised exports, which also drop the subject code).
 """
@@ -189,6 +198,12 @@ class SessionValues:
         self.rec, self.what, self.block_rows = rec, what, block_rows
         self.unit = "count" if what == "raw" else "uV"
         self.notes: list[str] = []
+        #: The rate that turns ticks into seconds (:func:`time_base`).
+        self.time = time_base(rec)
+        if self.time.measured:
+            self.notes.append(
+                f"time axis in true seconds: the board's measured rate {self.time.fs:.4f} Hz "
+                f"({self.time.ppm:+.0f} ppm from its nominal {self.time.nominal_fs:g} Hz)")
         self.config = None
         if what == "envelope":
             from emgfb.dsp import load_dsp_config
@@ -205,7 +220,8 @@ class SessionValues:
 
             pipe = EnvelopePipeline(self.config, rec.fs, rec.n_channels, rec.uv_per_count,
                                     rec.offset_counts)
-            self.notes = [f"envelope: {pipe.config.envelope.method}, undefined for "
+            self.notes = [n for n in self.notes if not n.startswith("envelope:")] + [
+                          f"envelope: {pipe.config.envelope.method}, undefined for "
                           f"{pipe.envelope_settle} samples after the start and after each "
                           "gap"]
         for block in rec.iter_blocks(self.block_rows):
@@ -271,6 +287,63 @@ def marker_texts(rec: Any) -> list[tuple[int, str]]:
                   key=lambda m: m[0])
 
 
+@dataclass(frozen=True)
+class TimeBase:
+    """The rate that turns sample ticks into seconds in an export.
+
+    Attributes
+    ----------
+    fs
+        Samples per second used for every time in the export (``fs_time``).
+    nominal_fs
+        The rate the board said it samples at.
+    measured
+        True when ``fs`` is the board's measured rate (the ``clock`` document).
+    ppm
+        The measured deviation from nominal (None when not measured).
+    """
+
+    fs: float
+    nominal_fs: float
+    measured: bool
+    ppm: float | None = None
+
+    def header(self) -> str:
+        """The CSV first-line fields (``fs_time=... time_base=... [clock_ppm=...]``)."""
+        text = f"fs_time={self.fs:.10g} time_base={'measured' if self.measured else 'nominal'}"
+        return text + (f" clock_ppm={self.ppm:+.1f}" if self.ppm is not None else "")
+
+
+def time_base(rec: Any) -> TimeBase:
+    """The board's measured rate when the recording holds one that differs from nominal
+    by more than three times its uncertainty, else the nominal rate (a measurement that
+    cannot be told from nominal would only add noise to the time axis)."""
+    nominal = float(rec.fs)
+    doc = getattr(rec, "clock", None) or {}
+    try:
+        fs, ppm, unc = float(doc["fs_hz"]), float(doc["ppm"]), float(doc["uncertainty_ppm"])
+    except (KeyError, TypeError, ValueError):
+        return TimeBase(nominal, nominal, False)
+    if not (doc.get("estimated") and math.isfinite(fs) and fs > 0 and math.isfinite(unc)
+            and abs(ppm) > 3 * unc):
+        return TimeBase(nominal, nominal, False)
+    return TimeBase(fs, nominal, True, ppm)
+
+
+def edf_timing(tb: TimeBase) -> tuple[int, float, float]:
+    """``(samples_per_record, record_duration_s, rate_of_the_edf)`` for a time base: a
+    record holds ``round(nominal fs)`` samples; a measured rate sets its duration to the
+    precision of EDF's 8-character field."""
+    from emgfb.recording.edf_writer import field8
+
+    spr = max(1, int(round(tb.nominal_fs)))
+    if not tb.measured:
+        duration = round(spr / tb.nominal_fs, 5)
+        return spr, duration, tb.nominal_fs
+    duration = float(field8(spr / tb.fs))
+    return spr, duration, spr / duration
+
+
 def write_csv(source: SessionValues, out: Path) -> None:
     """Write the values of ``source`` as CSV in the layout documented above, block by block."""
     rec = source.rec
@@ -282,7 +355,8 @@ def write_csv(source: SessionValues, out: Path) -> None:
     n_written = 0
     with out.open("w", encoding="utf-8", newline="") as fh:
         fh.write(f"# emgfb export: format_version={CSV_FORMAT_VERSION} what={source.what} "
-                 f"unit={source.unit} fs={rec.fs:.10g} source={Path(rec.path).name}\n")
+                 f"unit={source.unit} fs={rec.fs:.10g} {source.time.header()} "
+                 f"source={Path(rec.path).name}\n")
         fh.write("# channels: label,muscle,side,uv_per_count,offset_counts "
                  "(one '# channel:' line each)\n")
         for ch, c in enumerate(rec.montage.channels):
@@ -300,7 +374,7 @@ def write_csv(source: SessionValues, out: Path) -> None:
                           len(tick) - 1)
                 cells.setdefault(row, []).append(markers[k][1])
                 k += 1
-            rows = np.column_stack(((tick - t0) / rec.fs, tick, values)).tolist()
+            rows = np.column_stack(((tick - t0) / source.time.fs, tick, values)).tolist()
             lines = [row_fmt % tuple(r) for r in rows]
             if not integer and np.isnan(values).any():
                 lines = [ln.replace("nan", "") for ln in lines]
@@ -346,10 +420,9 @@ def write_edf(source: SessionValues, out: Path, *, kind: str = "edf", anonymise:
     rec = source.rec
     dig = DIGITAL[kind]
     fs = float(rec.fs)
-    spr = max(1, int(round(fs)))
-    duration = round(spr / fs, 5)
-    if not 0.001 <= duration <= 60:
+    if not 0.001 <= round(max(1, round(fs)) / fs, 5) <= 60:
         raise RecordingError(f"{rec.path}: fs = {fs} Hz cannot be written to EDF records")
+    spr, duration, fs_edf = edf_timing(source.time)
     ranges = _ranges(source)
     t0, t_last = ranges.first_tick, ranges.last_tick
     n_cont = t_last - t0 + 1 if rec.n_samples else 0
@@ -372,7 +445,9 @@ def write_edf(source: SessionValues, out: Path, *, kind: str = "edf", anonymise:
         start = start.replace(month=1, day=1)
         notes.append("start date reduced to 1 January of its year (time of day kept)")
     patient = "X" if anonymise else str(rec.meta.get("subject") or "X").replace(" ", "_")
-    annotations = _edf_annotations(rec, fs, t0, n_cont, pad)
+    # onsets on the EDF's own time axis (true seconds when the rate was measured)
+    annotations = _edf_annotations(rec, fs_edf if source.time.measured else fs, t0, n_cont,
+                                   pad)
     with EdfWriter(out, kind, signals, spr, duration, n_records, start, patient,
                    "emgfb", annotations) as writer:
         _write_records(source, writer, scales, t0, n_records * spr)

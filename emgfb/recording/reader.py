@@ -439,6 +439,23 @@ class Recording:
             raise RecordingError(f"{self.path}: {path} is not valid JSON ({exc})") from None
 
     @property
+    def clock(self) -> dict[str, Any] | None:
+        """The board's measured sample rate (the ``clock`` document: ``nominal_fs``,
+        ``estimated``, then ``fs_hz``, ``ppm``, ``uncertainty_ppm``, ``span_s`` ... or
+        ``reason``); None for files written before emgfb measured it, imports and
+        recordings that ended before the first estimate was stored."""
+        doc = self.document("clock")
+        return doc if isinstance(doc, dict) else None
+
+    @property
+    def true_fs(self) -> float | None:
+        """The board's sample rate in host (true) seconds, if it was measured."""
+        doc = self.clock
+        if doc and doc.get("estimated") and isinstance(doc.get("fs_hz"), int | float):
+            return float(doc["fs_hz"])
+        return None
+
+    @property
     def envelopes(self) -> np.ndarray | None:
         """Stored computed envelopes (µV), or ``None`` if the file has none."""
         if S.ENVELOPE_DATA not in self._file:
@@ -490,6 +507,7 @@ class Recording:
             "uv_per_count": self.uv_per_count.tolist(),
             "has_calibration": bool(self.meta["calibration"]),
             "has_envelopes": S.ENVELOPE_DATA in self._file,
+            "clock": self.clock,
             "emgfb_version": self.meta.get("emgfb_version", ""),
         }
 

@@ -52,6 +52,9 @@ DOCUMENTS = {
     # the source's integrity counters at the end (frames, lost ticks, CRC errors, suspect
     # frames, reconnects, ...: emgfb.records.SourceStats)
     "link": "acquisition/link",
+    # the board's true sample rate measured from host receive times (emgfb.dsp.clock:
+    # nominal_fs, estimated, fs_hz, ppm, uncertainty_ppm, span_s, ... or reason)
+    "clock": "acquisition/clock",
 }
 ENVELOPES = "envelopes"
 ENVELOPE_DATA = "envelopes/data"
