@@ -174,3 +174,13 @@ def test_files_without_a_clock_document_read_and_export_as_before(tmp_path, caps
     got = read_csv_export(csv)
     assert got["meta"]["time_base"] == "nominal"
     assert np.allclose(got["time_s"], (got["tick"] - got["tick"][0]) / 1000.0)
+
+
+def test_a_live_recording_stores_the_clock_document_too(tmp_path) -> None:
+    from emgfb.live import LiveSession
+
+    out = tmp_path / "live.h5"
+    with LiveSession("sim://?speed=0&ch=2", record_path=out) as s:
+        assert s.wait_for_index(500, timeout=30)
+    with open_recording(out) as rec:
+        assert rec.clock["estimated"] is False and "unpaced" in rec.clock["reason"]
