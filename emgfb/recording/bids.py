@@ -270,7 +270,7 @@ def _sidecar(rec: Any, lay: _Layout) -> dict[str, Any]:
         "Manufacturer": "emgfb (open hardware)",
     }
     tb = time_base(rec)
-    if tb.measured:  # the data file's rate is the board's measured one: say so
+    if tb.measured and tb.ppm is not None:  # the data file's rate is the measured one
         doc["SamplingFrequencyNominal"] = tb.nominal_fs
         doc["ClockErrorPpm"] = round(float(tb.ppm), 1)
     if info is not None:
