@@ -19,9 +19,10 @@ from emgfb.recording.export import read_csv_export, read_edf_export
 
 #: The board's declared clock error, as a ceramic resonator may have it.
 BOARD_PPM = 3000.0
-#: Stated accuracy of the stored estimate on a 14 s recording over a pty (lower-envelope
-#: fit of ~50 points; under load a few ms of jitter over ~13 s is ~100 ppm at worst).
-TOLERANCE_PPM = 150.0
+#: Stated accuracy of the stored estimate on a 14 s recording over a pty that drops frames
+#: and is unplugged twice (three ~4 s segments): measured 125 ppm off at load average 6-8
+#: (clean 14 s recordings: 7 and 14 ppm off), so 300 ppm keeps the test honest under load.
+TOLERANCE_PPM = 300.0
 
 
 def feed(est: SampleRateEstimator, tick, host) -> None:
