@@ -165,7 +165,7 @@ def _unquoted(line: str) -> str:
     return "".join(line.split('"')[::2])
 
 
-def split_line(line: str, delimiter: str) -> list[str]:
+def split_line(line: str, delimiter: str | None) -> list[str]:
     """Cells of one line with RFC 4180 quoting, blanks around each cell stripped."""
     if delimiter is None or delimiter == " ":
         return line.split()

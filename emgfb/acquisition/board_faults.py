@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -149,7 +150,7 @@ class FaultPlan:
         Keys are the attribute names; an empty spec means no faults.
         """
         fields = [f.name for f in dataclasses.fields(cls)]
-        values: dict[str, float | int] = {}
+        values: dict[str, Any] = {}  # keyword arguments: int or float by field
         for item in filter(None, (s.strip() for s in spec.split(","))):
             key, sep, raw = item.partition("=")
             key = key.strip()

@@ -118,7 +118,7 @@ class SimSource(Source):
         super().__init__()
         if speed < 0:
             raise ConfigError(f"{_HINT}: speed={speed!r}: expected >= 0 (0 = unpaced)")
-        self.montage = montage
+        self.montage: Montage = montage  # always known (the base allows None)
         self.fs = float(fs)
         self.seed = int(seed)
         self.speed = float(speed)

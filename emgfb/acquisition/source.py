@@ -210,7 +210,8 @@ def open_source(url: str) -> Source:
 
 
 def query_param(
-    query: dict[str, str], name: str, kind: type, default: object, url_hint: str = "source URL"
+    query: dict[str, str], name: str, kind: type | Limit, default: object,
+    url_hint: str = "source URL",
 ) -> Any:
     """Typed look-up of a URL query parameter with a one-line error on bad values.
 

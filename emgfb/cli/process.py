@@ -59,17 +59,18 @@ def run(args: argparse.Namespace) -> int:
     from emgfb.dsp.settings import check_sample_rate
     from emgfb.dsp.signalfile import read_signal_csv, write_envelope_csv
 
-    scale = UNITS.get(args.unit.lower())
+    scale: float | np.ndarray | None = UNITS.get(args.unit.lower())
     if scale is None:
         raise ConfigError(f"--unit = {args.unit!r}: expected uV or mV")
     check_output(args.output, inputs=[args.input], force=args.force)  # before any work
     stored = None
+    offset: float | np.ndarray = 0.0
     if is_hdf5(args.input) and not args.zero_phase:
         return _stream_recording(args)
     if is_hdf5(args.input):
         table, scale, offset, stored = _read_recording(args.input)
     else:
-        table, offset = read_signal_csv(args.input, args.fs), 0.0
+        table = read_signal_csv(args.input, args.fs)
     if args.config is None and stored:  # re-process a recording as it was shown live
         config = dsp_config_from_dict(stored, f"{args.input}: dsp_config")
     else:
@@ -124,6 +125,7 @@ def _stream_recording(args: argparse.Namespace) -> int:
             with tmp.open("w", encoding="utf-8") as fh:
                 fh.write(comment_lines(_provenance(args, config, rec.fs)) + header + "\n")
                 for block in rec.iter_blocks():
+                    assert block.counts is not None  # iter_blocks(counts=True)
                     env = pipe.process(block.counts.astype(np.float64), tick=block.tick)
                     seconds = (block.tick - rec.first_tick) / rec.fs
                     fh.write(_csv_rows(seconds, env))
@@ -148,7 +150,7 @@ def _csv_rows(seconds: np.ndarray, values: np.ndarray) -> str:
     return text
 
 
-def _read_recording(path: Path) -> tuple[SignalTable, object, object, dict | None]:
+def _read_recording(path: Path) -> tuple[SignalTable, np.ndarray, np.ndarray, dict | None]:
     from emgfb.dsp.signalfile import SignalTable
     from emgfb.recording.reader import open_recording
 

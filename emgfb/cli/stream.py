@@ -7,12 +7,13 @@ import contextlib
 import json
 import sys
 import time
+from typing import Any
 
 from emgfb.acquisition.source import open_source
 from emgfb.limits import RECORD_SECONDS
 
 
-def stream_summary(url: str, seconds: float, lsl: str | None = None) -> dict[str, object]:
+def stream_summary(url: str, seconds: float, lsl: str | None = None) -> dict[str, Any]:
     """Read ``url`` for ``seconds`` of signal (or until a finite source ends) and summarise.
 
     The read ends by ``seconds`` of wall time plus :data:`~emgfb.live.pump.GRACE_S`

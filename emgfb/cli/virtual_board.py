@@ -50,16 +50,17 @@ def run(args: argparse.Namespace) -> int:
         n_channels=args.channels, fs=args.fs, seed=args.seed, speed=args.speed,
         faults=FaultPlan.from_spec(args.faults), link_path=args.link, pattern=args.pattern,
     )
-    served = board
+    tcp = None
     if args.tcp is not None:
         from emgfb.acquisition.tcp_board import TcpBoard
 
-        served = TcpBoard(board, port=args.tcp)
+        tcp = TcpBoard(board, port=args.tcp)
+    served = board if tcp is None else tcp
     done = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: done.set())
     try:
         with served:
-            print(served.url if args.tcp is not None else board.port, flush=True)
+            print(board.port if tcp is None else tcp.url, flush=True)
             try:
                 while not done.wait(0.5):
                     pass
