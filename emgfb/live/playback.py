@@ -86,13 +86,13 @@ class PlaybackControl:
             cmd, arg = self._commands.popleft()
             if pb is None:
                 continue
-            if cmd == "seek":
+            if cmd == "seek" and arg is not None:
                 pb.seek(arg)
                 self.on_restart()
                 log.info("replay: seek to %.2f s", arg)
             else:
                 # re-anchor the replay clock at the current position (no burst, no jump)
-                if cmd == "speed":
+                if cmd == "speed" and arg is not None:
                     pb.speed = arg
                 pos = pb.position_s
                 if not self.source.finished:

@@ -349,7 +349,7 @@ class Recording:
                 f"{self.path}: damaged raw/counts rows {start}..{stop - 1} "
                 f"({str(exc).splitlines()[0]})"
             ) from None
-        if stop <= m:
+        if main is not None and stop <= m:
             return main
         tail = self._tail_counts[max(0, start - m):stop - m]
         return tail.copy() if main is None else np.concatenate((main, tail))
@@ -409,7 +409,7 @@ class Recording:
     def _stored_ticks(self, a: int, b: int) -> np.ndarray:
         m = self._n_main
         main = np.asarray(self._file[S.TICK][a:min(b, m)], np.int64) if a < m else None
-        if b <= m:
+        if main is not None and b <= m:
             return main
         tail = self._tail_tick[max(0, a - m):b - m]
         return tail.copy() if main is None else np.concatenate((main, tail))

@@ -32,7 +32,6 @@ import numpy as np
 
 from emgfb.acquisition.source import Chunk, Marker, Source, query_param, register_scheme
 from emgfb.errors import ConfigError
-from emgfb.montage import Montage
 from emgfb.protocol import BoardInfo
 from emgfb.recording import schema as S
 from emgfb.recording.reader import Recording, open_recording
@@ -106,11 +105,6 @@ class ReplaySource(Source):
 
     # -- what the session says -----------------------------------------------------------
     @property
-    def montage(self) -> Montage:
-        """The recorded montage (valid after :meth:`start`)."""
-        return self._rec().montage
-
-    @property
     def uv_per_count(self) -> np.ndarray:
         """Recorded per-channel scale (valid after :meth:`start`)."""
         return self._rec().uv_per_count
@@ -164,7 +158,7 @@ class ReplaySource(Source):
         if rec.n_samples == 0:
             return 0
         t = int(np.floor(tick)) + 1
-        return int(min(S.tick_to_sample(t, rec.first_tick, rec.gaps), rec.n_samples))
+        return min(int(S.tick_to_sample(t, rec.first_tick, rec.gaps)), rec.n_samples)
 
     # -- lifecycle -----------------------------------------------------------------------
     def start(self) -> None:
@@ -180,6 +174,7 @@ class ReplaySource(Source):
         if self.recording is None:
             self.recording = open_recording(self.path)
         rec = self.recording
+        self.montage = rec.montage  # known from here on (Source.montage: None before)
         self._info = rec.info or BoardInfo(
             firmware="", board="file", n_channels=rec.n_channels, fs=rec.fs, bits=16,
             vref_mv=0.0, line="",
@@ -258,9 +253,10 @@ class ReplaySource(Source):
             self._rebase()
         stop = min(self._pos + self._chunk_len, n)
         if self.speed > 0:
-            stop = self._wait_due(stop, timeout)
-            if stop is None:
+            due = self._wait_due(stop, timeout)
+            if due is None:
                 return None
+            stop = due
         return self._deliver(self._pos, stop)
 
     def _due_time(self, index: int) -> float:

@@ -149,7 +149,10 @@ def _opensignals_result(
     except (KeyError, TypeError, ValueError):
         raise fail(path, f"device {dev_name}: header lacks a numeric 'sampling rate'") from None
     rate = nominal if fs is None else float(fs)  # the device clock: no timestamps to check
-    units, k, off, how = [], [], [], set()
+    units: list[str] = []
+    k: list[float | None] = []  # µV per count; None: not an EMG sensor
+    off: list[float] = []
+    how: set[str] = set()
     for s, bits in zip(sensors, res, strict=True):
         if s.upper() == "EMG":
             a, b, h = _plux_emg_scale(str(dev.get("device", "")), bits)
@@ -179,9 +182,9 @@ def _opensignals_result(
     if any(c.startswith("D") for c in dev["column"]):
         notes.append("OpenSignals digital inputs not imported")
     comments = dev.get("comments")
-    header = {"device": dev_name, **{kk: dev[kk] for kk in ("device", "firmware version",
-                                                             "comments", "sensor", "label")
-                                     if kk in dev}}
+    header: dict[str, Any] = {"device": dev_name}
+    header.update({kk: dev[kk] for kk in ("device", "firmware version", "comments", "sensor",
+                                          "label") if kk in dev})
     if comments:
         notes.append(f"OpenSignals comment kept in metadata: {comments!r}")
     return ImportedRecording(

@@ -49,11 +49,13 @@ def choose_quantum(values: np.ndarray, known: float | None = None) -> tuple[floa
     if known is not None:
         step, how = float(known), "source resolution"
     else:
-        step, how = _decimal_step(v)
-        if step is None:
+        decimal, how = _decimal_step(v)
+        if decimal is None:
             # binary floats: power-of-two step, max|x| maps to at most 2**30
             exp = math.ceil(math.log2(peak / 2**30)) if peak > 0 else 0
             step, how = 2.0**exp, "power-of-two step for binary floats"
+        else:
+            step = decimal
     while peak / step > _INT32_LIMIT:
         step *= 10
         how = "coarsened to fit int32"
@@ -111,12 +113,13 @@ def import_montage(names: Sequence[str], muscles: Sequence[str] | None = None,
         while label in labels:
             label = f"{label}_{i + 1}"
         labels.append(label)
-    known = (muscles is not None and sides is not None and len(muscles) == len(labels)
-             and len(sides) == len(labels) and all(m in MUSCLES for m in muscles)
-             and all(s in SIDES for s in sides))
-    chans = tuple(Channel(lab, muscles[i] if known else "other",
-                          sides[i] if known else SIDES[i % 2])
-                  for i, lab in enumerate(labels))
+    if (muscles is not None and sides is not None and len(muscles) == len(labels)
+            and len(sides) == len(labels) and all(m in MUSCLES for m in muscles)
+            and all(s in SIDES for s in sides)):
+        roles = list(zip(muscles, sides, strict=True))
+    else:
+        roles = [("other", SIDES[i % 2]) for i in range(len(labels))]
+    chans = tuple(Channel(lab, m, s) for lab, (m, s) in zip(labels, roles, strict=True))
     return Montage("imported", chans, "none")
 
 

@@ -103,7 +103,8 @@ def read(path: str | Path, fs: float | None = None) -> ImportedRecording:
     gaps = int((~valid).sum())
     if gaps:
         notes.append(f"{gaps} rows without values (NULL/empty) kept as gaps of lost samples")
-    names, units = [], []
+    names: list[str] = []
+    units: list[str] = []
     for i in ch_idx:
         name, unit = split_unit(cols[i])
         names.append(name or f"CH{len(names) + 1}")
@@ -143,7 +144,7 @@ def read_export(path: str | Path, fs: float | None = None) -> ImportedRecording:
         raise fail(path, f"{len(chans)} '# channel:' lines for {rec.n_channels} channels, "
                    "expected one per channel")
     try:
-        scale = [float(c[3]) for c in chans]
+        scale: list[float | None] = [float(c[3]) for c in chans]
         offset = [float(c[4]) for c in chans]
     except (IndexError, ValueError):
         raise fail(path, "a '# channel:' line is not 'label,muscle,side,uv_per_count,"

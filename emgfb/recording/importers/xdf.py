@@ -94,7 +94,7 @@ def read(path: str | Path, fs: float | None = None) -> ImportedRecording:
     if np.ptp(ts) > 0:
         notes.append("XDF stores LSL clock time stamps; they were dejittered by pyxdf and "
                      "replaced by the sample index")
-    quantum = [None] * n_ch
+    quantum: list[float | None] = [None] * n_ch
     if _xdf_info(main, "channel_format") in ("float32", "double64"):
         notes.append("samples were binary floats: quantised with a power-of-two step "
                      "(see the session's uv_per_count)")
