@@ -32,9 +32,13 @@ def ensure_app() -> QtWidgets.QApplication:
     """The QApplication (created once, styled for emgfb)."""
     app = QtWidgets.QApplication.instance()
     if app is None:
-        QtWidgets.QApplication.setAttribute(QtCore.Qt.AA_EnableHighDpiScaling, True)
+        QtWidgets.QApplication.setAttribute(
+            QtCore.Qt.ApplicationAttribute.AA_EnableHighDpiScaling, True)
         app = QtWidgets.QApplication(sys.argv[:1])
         app.setApplicationName("emgfb")
+    if not isinstance(app, QtWidgets.QApplication):
+        raise RuntimeError("emgfb's window needs a QApplication, not the QCoreApplication "
+                           "(no GUI) that is running")
     collect_garbage_on_gui_thread(app)
     theme.configure_pyqtgraph()
     theme.apply_style(app)
@@ -88,7 +92,7 @@ def dispose(widget: QtWidgets.QWidget) -> None:
         return
     widget.close()
     widget.deleteLater()
-    QtCore.QCoreApplication.sendPostedEvents(None, QtCore.QEvent.DeferredDelete)
+    QtCore.QCoreApplication.sendPostedEvents(None, QtCore.QEvent.Type.DeferredDelete)
     gc.collect()
 
 
@@ -110,7 +114,8 @@ def run_window(session: LiveSession, *, view: str = "setup", replay: bool = Fals
         # never raise inside Qt: a signal during set-up (pyqtgraph runs Python inside
         # win.show()) would be printed by PyQt and lost, and the window would run on
         if windows:
-            QtCore.QTimer.singleShot(0, windows[0].close)
+            # PyQt5's stubs want a slot returning None; Qt ignores close()'s bool
+            QtCore.QTimer.singleShot(0, windows[0].close)  # type: ignore[arg-type]
 
     try:
         with interrupts.divert(close_on_signal):
@@ -139,7 +144,7 @@ def run_window(session: LiveSession, *, view: str = "setup", replay: bool = Fals
 
                 QtCore.QTimer.singleShot(int(max(0.0, after) * 1000), shoot)
             if interrupts.received() is not None:  # a signal came while setting up
-                QtCore.QTimer.singleShot(0, win.close)
+                QtCore.QTimer.singleShot(0, win.close)  # type: ignore[arg-type]
             app.exec_()
         win.shutdown()
         dispose(win)
@@ -147,10 +152,10 @@ def run_window(session: LiveSession, *, view: str = "setup", replay: bool = Fals
         session.stop()
     if failures:
         raise failures[0]
-    if interrupts.received() is not None:
-        log.warning("window closed by %s; recording finished",
-                    signal.Signals(interrupts.received()).name)
-        return 128 + interrupts.received()  # 130 Ctrl-C, 143 SIGTERM
+    signum = interrupts.received()
+    if signum is not None:
+        log.warning("window closed by %s; recording finished", signal.Signals(signum).name)
+        return 128 + signum  # 130 Ctrl-C, 143 SIGTERM
     if session.error:
         log.error("session ended with an error: %s", session.error)
         return 1

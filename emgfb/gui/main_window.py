@@ -114,8 +114,8 @@ class MainWindow(QtWidgets.QMainWindow):
         info = replay_info or {}
         self.replay_view = ReplayView(
             self.model, info.get("description", self._live_description()), self.seek, paint)
-        self.views = {"setup": self.setup_view, "feedback": self.feedback_view,
-                      "replay": self.replay_view}
+        self.views: dict[str, SetupView | FeedbackView | ReplayView] = {
+            "setup": self.setup_view, "feedback": self.feedback_view, "replay": self.replay_view}
         for key in VIEWS:
             self.tabs.addTab(self.views[key], VIEW_TITLES[key])
         # a failure the clinician must see at once (never a counting REC beside a recording
@@ -133,6 +133,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.replay_bar: ReplayBar | None = None
         self._replay_markers: list[tuple[float, str]] = []
         if replay:
+            if session.playback is None:
+                raise ValueError("MainWindow(replay=True): the session must be started")
             self.replay_bar = ReplayBar(float(info.get("duration", 0.0)),
                                         session.playback.speed)
             self.replay_bar.play_toggled.connect(self.set_playing)
@@ -150,7 +152,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.tabs.setFocus()
 
         self.timer = QtCore.QTimer(self)
-        self.timer.setTimerType(QtCore.Qt.PreciseTimer)
+        self.timer.setTimerType(QtCore.Qt.TimerType.PreciseTimer)
         self.timer.setInterval(max(5, int(round(1000.0 / fps))))
         self.timer.timeout.connect(self.on_frame)
         self.timer.start()
@@ -166,8 +168,9 @@ class MainWindow(QtWidgets.QMainWindow):
         s = self.session
         info = s.source.info if s.source is not None else None
         board = f"{info.board}, firmware {info.firmware}" if info else "?"
+        montage = s.montage.name if s.montage is not None else "?"
         return (f"<b>Live session</b><br>{s.source_url}<br>board: {board}<br>"
-                f"{s.fs:g} Hz × {s.n_channels} channels, montage {s.montage.name}<br><br>"
+                f"{s.fs:g} Hz × {s.n_channels} channels, montage {montage}<br><br>"
                 "Open a recording with <code>emgfb replay FILE.h5</code>.")
 
     def _build_toolbar(self) -> None:
@@ -192,7 +195,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.marker_edit = QtWidgets.QLineEdit()
         self.marker_edit.setPlaceholderText("type a label, Enter (M)")
         self.marker_edit.setMaximumWidth(280)
-        self.marker_edit.setFocusPolicy(QtCore.Qt.ClickFocus)
+        self.marker_edit.setFocusPolicy(QtCore.Qt.FocusPolicy.ClickFocus)
         self.marker_edit.returnPressed.connect(self._marker_entered)
         bar.addWidget(self.marker_edit)
         spacer = QtWidgets.QWidget()
@@ -203,7 +206,9 @@ class MainWindow(QtWidgets.QMainWindow):
         bar.addWidget(keys)
 
     def _build_status(self) -> None:
-        sb = self.statusBar()
+        # statusBar() creates the bar on first call, never None (PyQt5's stubs: Optional)
+        sb: QtWidgets.QStatusBar = self.statusBar()  # type: ignore[assignment]
+        self.status_bar = sb
         sb.setSizeGripEnabled(False)
         self.status_labels: dict[str, QtWidgets.QLabel] = {}
         for key in ("source", "rate", "frames", "lost", "crc", "reconnects", "record", "fps"):
@@ -222,7 +227,7 @@ class MainWindow(QtWidgets.QMainWindow):
         for i, key in enumerate(VIEWS):
             short(f"F{i + 1}", lambda k=key: self.show_view(k))
             short(f"Ctrl+{i + 1}", lambda k=key: self.show_view(k))
-        short("Escape", lambda: self.tabs.currentWidget().setFocus())
+        short("Escape", lambda: self.views[self.current_view].setFocus())
 
     # -- views ---------------------------------------------------------------------------
 
@@ -243,7 +248,7 @@ class MainWindow(QtWidgets.QMainWindow):
     def on_frame(self) -> None:
         """Pull new samples and redraw the visible view (display timer slot)."""
         if self.model.update():
-            self.tabs.currentWidget().refresh()
+            self.views[self.current_view].refresh()
             self.frame_stats.pending_host_time = self.model.newest_host_time
             self.frame_stats.pending_index = self.model.newest_index
         if self.replay_bar is not None:
@@ -302,7 +307,7 @@ class MainWindow(QtWidgets.QMainWindow):
         guided = getattr(self, "guided", None)
         if guided is not None and not guided.driver.done:
             # its markers, calibration and scores would have nowhere to go
-            self.statusBar().showMessage(
+            self.status_bar.showMessage(
                 "A guided session records until its protocol ends; close the window to "
                 "stop early (the file is kept).", 8000)
             return
@@ -313,7 +318,7 @@ class MainWindow(QtWidgets.QMainWindow):
             else:
                 self.session.stop_record()
         except EmgfbError as exc:
-            self.statusBar().showMessage(f"Recording: {exc}", 8000)
+            self.status_bar.showMessage(f"Recording: {exc}", 8000)
             log.error("recording: %s", exc)
         self.refresh_status()
 
@@ -326,7 +331,7 @@ class MainWindow(QtWidgets.QMainWindow):
         label = self.marker_edit.text().strip() or f"marker {len(self.session.markers) + 1}"
         self.add_marker(label)
         self.marker_edit.clear()
-        self.tabs.currentWidget().setFocus()
+        self.views[self.current_view].setFocus()
 
     def add_marker(self, label: str) -> None:
         """Add a clinician marker (goes into the recording when one runs)."""
@@ -337,7 +342,7 @@ class MainWindow(QtWidgets.QMainWindow):
         else:
             pos = self.session.recording_seconds if self.session.recording_path else None
         where = f" at {pos:.1f} s" if pos is not None else ""
-        self.statusBar().showMessage(f"Marker “{m.label}”{where}", 4000)
+        self.status_bar.showMessage(f"Marker “{m.label}”{where}", 4000)
 
     def _pause_triggered(self, checked: bool) -> None:
         self.set_paused(checked)
@@ -370,14 +375,14 @@ class MainWindow(QtWidgets.QMainWindow):
         try:
             self.session.set_speed(speed)
         except EmgfbError as exc:
-            self.statusBar().showMessage(str(exc), 5000)
+            self.status_bar.showMessage(str(exc), 5000)
 
     def seek(self, seconds: float) -> None:
         """Replay: continue from ``seconds``."""
         try:
             self.session.seek(seconds)
         except EmgfbError as exc:
-            self.statusBar().showMessage(str(exc), 5000)
+            self.status_bar.showMessage(str(exc), 5000)
             return
         if self.replay_bar is not None:
             self.replay_bar.set_position(seconds)
@@ -404,7 +409,7 @@ class MainWindow(QtWidgets.QMainWindow):
         finally:
             self.session.stop()
 
-    def closeEvent(self, ev: QtGui.QCloseEvent) -> None:  # noqa: N802 - Qt override
+    def closeEvent(self, ev: QtGui.QCloseEvent | None) -> None:  # noqa: N802 - Qt override
         self.shutdown()
         super().closeEvent(ev)
 

@@ -89,7 +89,7 @@ class ReplayView(QtWidgets.QWidget):
         lay.setContentsMargins(12, 10, 12, 10)
         side = QtWidgets.QVBoxLayout()
         info = QtWidgets.QLabel(description)
-        info.setTextFormat(QtCore.Qt.RichText)
+        info.setTextFormat(QtCore.Qt.TextFormat.RichText)
         info.setWordWrap(True)
         side.addWidget(info)
         side.addWidget(QtWidgets.QLabel("<b>Markers</b> (double-click to jump)"))
@@ -108,6 +108,8 @@ class ReplayView(QtWidgets.QWidget):
         item.addLegend(offset=(10, 5), labelTextColor=theme.TEXT, brush=(255, 255, 255, 200))
         palette = ("#2F6DB5", "#8A8F98", "#0B6E79", "#B5762F", "#6B4FA0", "#4F8A3A",
                    "#A0435F", "#3F5F7F")
+        if s.montage is None:
+            raise ValueError("ReplayView: the session must be started")
         self.curves = []
         for i, ch in enumerate(s.montage.channels):
             name = f"{ch.label} {muscle_name(ch.muscle).lower()} ({ch.side})"
@@ -124,11 +126,11 @@ class ReplayView(QtWidgets.QWidget):
         self.marker_list.clear()
         for t, label in markers:
             it = QtWidgets.QListWidgetItem(f"{t:7.1f} s   {label}")
-            it.setData(QtCore.Qt.UserRole, t)
+            it.setData(QtCore.Qt.ItemDataRole.UserRole, t)
             self.marker_list.addItem(it)
 
     def _jump(self, item: QtWidgets.QListWidgetItem) -> None:
-        self._seek(float(item.data(QtCore.Qt.UserRole)))
+        self._seek(float(item.data(QtCore.Qt.ItemDataRole.UserRole)))
 
     def refresh(self) -> None:
         """Redraw the envelope overview (display timer)."""

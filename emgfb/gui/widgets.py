@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyqtgraph as pg
@@ -54,7 +55,13 @@ def muscle_name(muscle: str) -> str:
     return MUSCLE_NAMES.get(muscle, muscle.replace("_", " ").capitalize())
 
 
-class _PaintStamps:
+if TYPE_CHECKING:
+    _View = QtWidgets.QGraphicsView  # what the mixin goes before (pyqtgraph's views)
+else:
+    _View = object
+
+
+class _PaintStamps(_View):
     """Mixin for a pyqtgraph view: calls ``on_paint(t)`` with ``time.time()`` after each
     real paint (display fps and latency stamps)."""
 
@@ -62,7 +69,7 @@ class _PaintStamps:
         super().__init__(*args, **kwargs)
         self.on_paint = on_paint
 
-    def paintEvent(self, ev: QtGui.QPaintEvent) -> None:  # noqa: N802 - Qt override
+    def paintEvent(self, ev: QtGui.QPaintEvent | None) -> None:  # noqa: N802 - Qt override
         super().paintEvent(ev)
         if self.on_paint is not None:
             self.on_paint(time.time())
@@ -89,7 +96,7 @@ def style_plot_item(item: pg.PlotItem) -> None:
         ax.setTextPen(pg.mkPen(theme.TEXT_MUTED))
         # Axes and grid only change with the (fixed) ranges: paint them from a pixmap
         # instead of replaying their drawing on every frame.
-        ax.setCacheMode(QtWidgets.QGraphicsItem.DeviceCoordinateCache)
+        ax.setCacheMode(QtWidgets.QGraphicsItem.CacheMode.DeviceCoordinateCache)
 
 
 def make_plot(on_paint: Callable[[float], None] | None = None) -> TimedPlotWidget:
@@ -271,7 +278,7 @@ class ElidedText(QtWidgets.QWidget):
     def sizeHint(self) -> QtCore.QSize:  # noqa: N802 - Qt override
         return QtCore.QSize(100, 2 * self.fontMetrics().lineSpacing())
 
-    def resizeEvent(self, ev: QtGui.QResizeEvent) -> None:  # noqa: N802 - Qt override
+    def resizeEvent(self, ev: QtGui.QResizeEvent | None) -> None:  # noqa: N802 - Qt override
         self._wrap()
         super().resizeEvent(ev)
 
@@ -294,15 +301,16 @@ class ElidedText(QtWidgets.QWidget):
         self._elided = len(spans) > max_lines
         if self._elided:
             rest = self._text[spans[max_lines - 1][0]:]
-            lines[-1] = fm.elidedText(rest.replace("\n", " "), QtCore.Qt.ElideRight, width)
+            elide = QtCore.Qt.TextElideMode.ElideRight
+            lines[-1] = fm.elidedText(rest.replace("\n", " "), elide, width)
             if not lines[-1].endswith("…"):
-                lines[-1] = fm.elidedText(lines[-1] + " …", QtCore.Qt.ElideRight, width)
+                lines[-1] = fm.elidedText(lines[-1] + " …", elide, width)
             self.setToolTip(self._text)
         else:
             self.setToolTip("")
         self._lines = lines
 
-    def paintEvent(self, ev: QtGui.QPaintEvent) -> None:  # noqa: N802 - Qt override
+    def paintEvent(self, ev: QtGui.QPaintEvent | None) -> None:  # noqa: N802 - Qt override
         p = QtGui.QPainter(self)
         p.setPen(self._color)
         fm = self.fontMetrics()
@@ -336,11 +344,11 @@ class ChannelCard(QtWidgets.QFrame):
         title = QtWidgets.QLabel(f"<b>{muscle_name(muscle)}</b>"
                                  f"<span style='color:{theme.TEXT_MUTED}; font-size:small'>"
                                  f"&nbsp;ch&nbsp;{index + 1}</span>")
-        title.setTextFormat(QtCore.Qt.RichText)
+        title.setTextFormat(QtCore.Qt.TextFormat.RichText)
         top.addWidget(title, 1)
         self.badge = QtWidgets.QLabel()
         self.badge.setObjectName("badge")
-        self.badge.setAlignment(QtCore.Qt.AlignCenter)
+        self.badge.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
         top.addWidget(self.badge)
         lay.addLayout(top)
         row = QtWidgets.QHBoxLayout()
@@ -350,7 +358,9 @@ class ChannelCard(QtWidgets.QFrame):
         where.setObjectName("muted")
         row.addWidget(where)
         self.level = QtWidgets.QLabel("")
-        self.level.setAlignment(QtCore.Qt.AlignRight | QtCore.Qt.AlignVCenter)
+        right = QtCore.Qt.AlignmentFlag.AlignRight | QtCore.Qt.AlignmentFlag.AlignVCenter
+        # PyQt5's stubs type flag | flag as int; it is a Qt.Alignment at run time
+        self.level.setAlignment(right)  # type: ignore[arg-type]
         row.addWidget(self.level, 1)
         lay.addLayout(row)
         self.hint = ElidedText("Waiting for signal…")
@@ -413,7 +423,8 @@ class PairBars(QtWidgets.QWidget):
     def set_state(self, affected: float, healthy: float,
                   target: tuple[float, float] | None, ceiling: float | None) -> None:
         """New values (activation, 1 = reference) and guides; repaints if anything changed."""
-        vals = tuple(0.0 if math.isnan(v) else float(v) for v in (affected, healthy))
+        vals = (0.0 if math.isnan(affected) else float(affected),
+                0.0 if math.isnan(healthy) else float(healthy))
         state = (tuple(round(v, 3) for v in vals), target, ceiling)
         if state == (tuple(round(v, 3) for v in self.values), self.target, self.ceiling):
             return
@@ -426,13 +437,13 @@ class PairBars(QtWidgets.QWidget):
             self.blocked = message
             self.update()
 
-    def paintEvent(self, ev: QtGui.QPaintEvent) -> None:  # noqa: N802 - Qt override
+    def paintEvent(self, ev: QtGui.QPaintEvent | None) -> None:  # noqa: N802 - Qt override
         p = QtGui.QPainter(self)
         w, h = self.width(), self.height()
         if self.blocked:
             rect = QtCore.QRectF(6, 6, w - 12, h - 12)
             p.fillRect(rect, QtGui.QColor("#EEF1F4"))
-            p.setPen(QtGui.QPen(QtGui.QColor(theme.TEXT_MUTED), 2, QtCore.Qt.DashLine))
+            p.setPen(QtGui.QPen(QtGui.QColor(theme.TEXT_MUTED), 2, QtCore.Qt.PenStyle.DashLine))
             p.drawRect(rect)
             font = p.font()
             font.setPointSize(14)
@@ -440,7 +451,8 @@ class PairBars(QtWidgets.QWidget):
             p.setFont(font)
             p.setPen(QtGui.QColor(theme.TEXT))
             p.drawText(rect.adjusted(8, 8, -8, -8),
-                       QtCore.Qt.AlignCenter | QtCore.Qt.TextWordWrap, self.blocked)
+                       QtCore.Qt.AlignmentFlag.AlignCenter | QtCore.Qt.TextFlag.TextWordWrap,
+                       self.blocked)
             p.end()
             return
         top, bottom = 30, h - 30
@@ -457,8 +469,8 @@ class PairBars(QtWidgets.QWidget):
         # scale ticks
         p.setPen(QtGui.QPen(QtGui.QColor(theme.BORDER)))
         for frac in (0.25, 0.5, 0.75, 1.0):
-            y = int(y_of(frac))
-            p.drawLine(10, y, xs[1] + bar_w + 10, y)
+            y_tick = int(y_of(frac))
+            p.drawLine(10, y_tick, xs[1] + bar_w + 10, y_tick)
         crossed = self.ceiling_crossed
         colours = (theme.CEILING_CROSSED if crossed else theme.AFFECTED, theme.HEALTHY)
         for i, (x, v) in enumerate(zip(xs, self.values, strict=True)):
@@ -467,19 +479,21 @@ class PairBars(QtWidgets.QWidget):
             p.fillRect(QtCore.QRectF(x, y, bar_w, bottom - y), QtGui.QColor(colours[i]))
             if i == 0 and crossed:  # not colour alone: a hatch on the bar
                 p.fillRect(QtCore.QRectF(x, y, bar_w, bottom - y),
-                           QtGui.QBrush(QtGui.QColor("#FFFFFF"), QtCore.Qt.BDiagPattern))
+                           QtGui.QBrush(QtGui.QColor("#FFFFFF"), QtCore.Qt.BrushStyle.BDiagPattern))
             p.setPen(QtGui.QColor(theme.TEXT))
             pct = "100+%" if v > self.SCALE_MAX else f"{v * 100:.0f} %"
             if i == 0 and crossed:
                 pct = "⚠ " + pct
             p.drawText(QtCore.QRectF(x - 15, 0, bar_w + 30, top - 4),
-                       QtCore.Qt.AlignHCenter | QtCore.Qt.AlignBottom, pct)
+                       QtCore.Qt.AlignmentFlag.AlignHCenter | QtCore.Qt.AlignmentFlag.AlignBottom,
+                       pct)
             p.setPen(QtGui.QColor(theme.TEXT_MUTED))
             small = p.font()
             small.setPointSize(11)  # "Affected (L)" fits under its bar
             p.setFont(small)
             p.drawText(QtCore.QRectF(x - 14, bottom + 2, bar_w + 28, 26),
-                       QtCore.Qt.AlignHCenter | QtCore.Qt.AlignTop, self.labels[i])
+                       QtCore.Qt.AlignmentFlag.AlignHCenter | QtCore.Qt.AlignmentFlag.AlignTop,
+                       self.labels[i])
             p.setFont(font)
         if self.target is not None:
             lo, hi = self.target
@@ -489,8 +503,8 @@ class PairBars(QtWidgets.QWidget):
             p.drawRect(rect)
         if self.ceiling is not None:
             c = theme.CEILING_CROSSED if crossed else theme.CEILING_OK
-            pen_ = (QtGui.QPen(QtGui.QColor(c), 5, QtCore.Qt.SolidLine) if crossed
-                    else QtGui.QPen(QtGui.QColor(c), 3, QtCore.Qt.DashLine))
+            pen_ = (QtGui.QPen(QtGui.QColor(c), 5, QtCore.Qt.PenStyle.SolidLine) if crossed
+                    else QtGui.QPen(QtGui.QColor(c), 3, QtCore.Qt.PenStyle.DashLine))
             p.setPen(pen_)
             y = int(y_of(self.ceiling))
             p.drawLine(xs[0] - 8, y, xs[0] + bar_w + 8, y)
@@ -512,7 +526,7 @@ class Timeline(QtWidgets.QWidget):
         self.markers: list[tuple[float, str]] = []
         self.setMinimumHeight(44)
         self.setMouseTracking(False)
-        self.setCursor(QtCore.Qt.PointingHandCursor)
+        self.setCursor(QtCore.Qt.CursorShape.PointingHandCursor)
 
     def set_markers(self, markers: Sequence[tuple[float, str]]) -> None:
         """Markers as ``(seconds, label)``."""
@@ -539,20 +553,22 @@ class Timeline(QtWidgets.QWidget):
         frac = min(max((x - tr.left()) / tr.width(), 0.0), 1.0)
         return frac * self.duration
 
-    def mousePressEvent(self, ev: QtGui.QMouseEvent) -> None:  # noqa: N802
-        self.seek_requested.emit(self.seconds_at(ev.pos().x()))
+    def mousePressEvent(self, ev: QtGui.QMouseEvent | None) -> None:  # noqa: N802
+        if ev is not None:
+            self.seek_requested.emit(self.seconds_at(ev.pos().x()))
 
-    def mouseMoveEvent(self, ev: QtGui.QMouseEvent) -> None:  # noqa: N802
-        if ev.buttons() & QtCore.Qt.LeftButton:
+    def mouseMoveEvent(self, ev: QtGui.QMouseEvent | None) -> None:  # noqa: N802
+        if ev is not None and ev.buttons() & QtCore.Qt.MouseButton.LeftButton:
             self.set_position(self.seconds_at(ev.pos().x()))
 
-    def mouseReleaseEvent(self, ev: QtGui.QMouseEvent) -> None:  # noqa: N802
-        self.seek_requested.emit(self.seconds_at(ev.pos().x()))
+    def mouseReleaseEvent(self, ev: QtGui.QMouseEvent | None) -> None:  # noqa: N802
+        if ev is not None:
+            self.seek_requested.emit(self.seconds_at(ev.pos().x()))
 
-    def paintEvent(self, ev: QtGui.QPaintEvent) -> None:  # noqa: N802
+    def paintEvent(self, ev: QtGui.QPaintEvent | None) -> None:  # noqa: N802
         p = QtGui.QPainter(self)
         tr = self._track()
-        p.setPen(QtCore.Qt.NoPen)
+        p.setPen(QtCore.Qt.PenStyle.NoPen)
         p.setBrush(QtGui.QColor("#DDE3E9"))
         p.drawRoundedRect(tr, 5, 5)
         x = self._x_of(self.position)
