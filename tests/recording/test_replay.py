@@ -180,3 +180,13 @@ def test_replay_envelopes_equal_live_envelopes(tmp_path):
             )
         np.testing.assert_array_equal(env_replay, env_live)
     assert np.isfinite(env_live[-1]).all()
+
+
+def test_montage_is_none_until_start_as_for_every_source(session):
+    # Source.montage is None when the source does not know it yet (the file is opened
+    # at start); it was a read-only property that raised before start
+    path, *_ = session
+    src = ReplaySource(path, speed=0)
+    assert src.montage is None
+    with src:
+        assert src.montage == MONTAGE
