@@ -76,15 +76,21 @@ def test_driver_reconnects_after_the_server_drops_the_connection() -> None:
     assert tcp.drops == 1 and tcp.connections == 2
     assert st.reconnects == 1
     jumps = np.flatnonzero(np.diff(tick) != 1)
-    assert list(jumps) == [299]  # exactly one gap, after the 300th frame
-    first, second = tick[:300], tick[300:]
-    assert np.array_equal(first, np.arange(300))
-    assert np.array_equal(counts[:300], _ramp(first, 4))
+    # The board behind the bridge never stopped: frames it sent after the drop can reach
+    # the new connection before the handshake's "stop" does (a race, seen under load).
+    # They continue the old run and are placed by their seq (an exact gap after frame 300);
+    # the new run that "start" begins is placed by the host clock (a second gap). Without
+    # the race both gaps are one.
+    assert jumps[0] == 299 and len(jumps) <= 2, jumps
+    end = int(jumps[-1]) + 1 if len(jumps) == 2 else 300
+    old, new = tick[:end], tick[end:]
+    assert np.array_equal(old[:300], np.arange(300))
+    assert np.array_equal(counts[:end], _ramp(old, 4))  # the old run: tick == its seq
     # after the reconnect the board restarted at seq 0: ramp relative to the new run
-    assert np.array_equal(second, second[0] + np.arange(len(second)))
-    assert np.array_equal(counts[300:], _ramp(second - second[0], 4))
-    gap = int(second[0] - first[-1] - 1)
-    assert gap >= 0 and st.lost_ticks == gap  # the host-clock gap, counted once
+    assert np.array_equal(new, new[0] + np.arange(len(new)))
+    assert np.array_equal(counts[end:], _ramp(new - new[0], 4))
+    gaps = int(tick[-1] - tick[0] + 1 - len(tick))
+    assert gaps >= 0 and st.lost_ticks == gaps  # every gap counted once
     assert st.frames == len(tick)
     assert st.crc_errors == st.bytes_skipped == st.overrun_flags == 0
 
