@@ -2,14 +2,16 @@
 
 This module owns :class:`GuidedDriver`, the Qt-free glue between a started
 :class:`~emgfb.live.LiveSession` (duck-typed: ``read``, ``add_marker``, ``set_document``,
-``set_normalisation``, ``stop_record``, ``montage``, ``fs``, ``source``, ``dsp_config``)
-and a :class:`~emgfb.exercises.runner.SessionRunner`. A display timer (or a test) calls
-:meth:`GuidedDriver.poll`: it lets the autopilot patient (simulated boards) react to the
-current cue, reads the envelope samples published since the previous poll (from the first
-poll on: the protocol starts when its cues can be seen), feeds them to the runner with each
-channel's verdict (:mod:`emgfb.exercises.signal_state`, from the session's quality), and
-routes its events: markers go to the session (and so the recording) at
-the runner's ticks, the calibration, protocol and scores documents to the recording as
+``set_normalisation``, ``stop_record``, ``channel_states``, ``montage``, ``fs``,
+``source``, ``dsp_config``) and a :class:`~emgfb.exercises.runner.SessionRunner`. A
+display timer (or a test) calls :meth:`GuidedDriver.poll`: it lets the autopilot patient
+(simulated boards) react to the current cue, reads the envelope samples published since
+the previous poll (from the first poll on: the protocol starts when its cues can be seen),
+feeds them to the runner with each channel's state
+(:meth:`~emgfb.live.LiveSession.channel_states`: the session's one
+:class:`~emgfb.dsp.ChannelStateTracker`, ``no_signal`` when data stops), and routes its
+events: markers go to the session (and so the recording) at the runner's ticks, the
+calibration, protocol and scores documents to the recording as
 soon as they change. Once calibrated, the session's live activation scale is set to the
 runner's (% of the healthy homologous reference), so the feedback view's bars and traces
 share the target's scale. :func:`score_words` and :func:`summary_words` put scores into
@@ -28,7 +30,6 @@ from emgfb.exercises.autopilot import AutopilotPatient
 from emgfb.exercises.protocol import Protocol
 from emgfb.exercises.runner import RunnerEvent, SessionRunner
 from emgfb.exercises.scoring import valid_reps
-from emgfb.exercises.signal_state import live_verdicts
 
 log = logging.getLogger(__name__)
 
@@ -110,10 +111,9 @@ class GuidedDriver:
             return []
         ticks = np.arange(first, first + len(env), dtype=np.int64)
         self._next = first + len(env)
-        states = None
-        if callable(getattr(s, "quality", None)):
-            at_rest = self.runner.cue.phase in ("check", "baseline")
-            states = live_verdicts(s, at_rest)
+        states = s.channel_states()
+        if len(states) != self.runner.n_channels:  # no tracker yet: keep the last ones
+            states = None
         try:
             events = self.runner.feed(ticks, env, states)
         except EmgfbError as exc:  # CalibrationError: the session cannot go on

@@ -7,7 +7,8 @@ without :class:`~emgfb.live.LiveSession`: for each chunk it lets the autopilot p
 (one step of the :class:`~emgfb.live.pump.SourcePump`, which also ends the session by the
 protocol's length plus a grace whatever the board does),
 computes its envelope (:class:`~emgfb.dsp.EnvelopePipeline`, the settings stored in the
-file) and each channel's state (:mod:`emgfb.exercises.signal_state`), feeds both to the
+file) and each channel's state (a :class:`~emgfb.dsp.ChannelStateTracker` fed the same raw
+µV, counts and filtered signal as the live session's), feeds both to the
 :class:`~emgfb.exercises.runner.SessionRunner` and stores its markers;
 the calibration, protocol and scores documents are stored as soon as they change and
 again at the end. With ``sim://?speed=0`` a session runs as fast as the CPU allows and
@@ -164,9 +165,8 @@ def run_session(
         protocol allows (the recording is kept up to that point; the message names the
         channel).
     """
-    from emgfb.dsp import EnvelopePipeline, SignalQuality, load_dsp_config
+    from emgfb.dsp import ChannelStateTracker, EnvelopePipeline, load_dsp_config
     from emgfb.dsp.metrics import envelope_delay_s
-    from emgfb.exercises.signal_state import verdicts
     from emgfb.recording.schema import check_subject
     from emgfb.recording.writer import SessionWriter, check_new_path
 
@@ -185,8 +185,9 @@ def run_session(
         info = setup.info
         pipe = EnvelopePipeline(cfg, info.fs, info.n_channels, setup.uv_per_count,
                                 setup.offset_counts)
-        quality = SignalQuality(cfg, info.fs, info.n_channels,
-                                adc_max=(1 << info.bits) - 1 if info.bits else None)
+        tracker = ChannelStateTracker(cfg, info.fs, info.n_channels,
+                                      (1 << info.bits) - 1 if info.bits else None,
+                                      setup.uv_per_count)
         runner = SessionRunner(proto, mont, info.fs,
                                reference_window_s=cfg.calibration.reference_window_ms / 1000,
                                pipeline_delay_s=envelope_delay_s(cfg, info.fs),
@@ -217,9 +218,9 @@ def run_session(
                 if chunk is None:
                     continue
                 env = pipe.process(chunk.counts, tick=chunk.tick)
-                q = quality.update(pipe.scale.process(chunk.counts), chunk.counts)
-                at_rest = runner.cue.phase in ("check", "baseline")
-                events = runner.feed(chunk.tick, env, verdicts(q, info.n_channels, at_rest))
+                states = tracker.update(pipe.scale.process(chunk.counts), chunk.counts,
+                                        pipe.last_filtered)
+                events = runner.feed(chunk.tick, env, states)
                 _store(events, runner, writer, say)
                 if runner.elapsed_s >= next_report:
                     say(_status(runner))

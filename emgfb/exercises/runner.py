@@ -11,7 +11,8 @@ tick fed is time 0); while the ticks advance it
   (``"<step label> rep i/n start"`` / ``"... end"``), kind ``"check"`` when the signal
   check waits, passes or is overridden, kind ``"calibration"`` when a reference is refused;
 * holds the ``signal-check`` step until every channel the protocol uses is good (the
-  channel verdicts fed with the envelope, :mod:`emgfb.exercises.signal_state`), or the
+  channel states fed with the envelope: :class:`emgfb.dsp.ChannelState`, from the one
+  :class:`~emgfb.dsp.ChannelStateTracker` of the stream), or the
   clinician overrides it (:meth:`SessionRunner.override_check`);
 * computes the calibration: the rest baseline (:func:`emgfb.dsp.rest_baseline`) over the
   ``rest`` step, the reference contraction of both sides of each referenced muscle
@@ -46,10 +47,10 @@ from emgfb.dsp import (
     rest_baseline,
 )
 from emgfb.dsp.calibration import check_reference, subtract_rest
+from emgfb.dsp.quality import GOOD, ChannelState
 from emgfb.errors import CalibrationError
 from emgfb.exercises import scoring
 from emgfb.exercises.protocol import VERBS, Protocol, Step
-from emgfb.exercises.signal_state import GOOD, ChannelVerdict
 from emgfb.montage import Montage
 from emgfb.records import Marker
 
@@ -143,7 +144,8 @@ class Cue:
     finished
         True after the last step.
     channel_states
-        The latest verdict per channel (empty when none were fed).
+        The latest :class:`~emgfb.dsp.ChannelState` per channel (empty when none were
+        fed).
     check_waiting
         Channels the signal check is waiting for (not good), while it waits.
     notice
@@ -178,7 +180,7 @@ class Cue:
     suppression_over: bool = False
     last_score: dict[str, Any] | None = None
     finished: bool = False
-    channel_states: tuple[ChannelVerdict, ...] = ()
+    channel_states: tuple[ChannelState, ...] = ()
     check_waiting: tuple[int, ...] = ()
     notice: str = ""
 
@@ -280,7 +282,7 @@ class SessionRunner:
         self._last_level = np.full(self.n_channels, np.nan)  # latest valid % per channel
         self._last_env = np.full(self.n_channels, np.nan)  # latest valid µV per channel
         self.finished = False
-        self.states: list[ChannelVerdict] | None = None  # latest verdict per channel
+        self.states: list[ChannelState] | None = None  # latest state per channel
         self._check_overridden: str | bool = False  # who overrode the signal check
         self._check_waited = 0  # ticks the signal check was extended by
         self.check_info: dict[str, Any] | None = None
@@ -354,7 +356,7 @@ class SessionRunner:
 
     # ------------------------------------------------------------------ feeding
     def feed(self, tick: np.ndarray, envelope_uv: np.ndarray,
-             states: Sequence[ChannelVerdict] | None = None) -> list[RunnerEvent]:
+             states: Sequence[ChannelState] | None = None) -> list[RunnerEvent]:
         """Consume the next envelope chunk.
 
         Parameters
@@ -364,8 +366,9 @@ class SessionRunner:
         envelope_uv
             ``(n, n_channels)`` envelopes in µV, NaN where invalid.
         states
-            The channels' verdicts for this chunk
-            (:func:`emgfb.exercises.signal_state.verdicts`); ``None`` keeps the previous
+            The channels' states for this chunk (the stream's
+            :class:`~emgfb.dsp.ChannelStateTracker`, e.g.
+            :meth:`emgfb.live.LiveSession.channel_states`); ``None`` keeps the previous
             ones (never fed: every channel counts as good).
 
         Returns

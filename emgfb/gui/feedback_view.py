@@ -7,24 +7,23 @@ ceiling on the synkinetic muscle that turns red when crossed, and mirror mode (t
 affected side's target is the healthy side's live activation). Large fonts, calm colours.
 
 It never shows the patient a wrong picture: a row whose affected or healthy channel is
-not in the good state (:func:`emgfb.exercises.signal_state.live_verdicts`: electrode off,
-clipping, board unplugged) shows "Check electrode — please wait" or "No signal — please
-wait" instead of bars, percentages, traces or praise; so does every row when no sample
-has arrived for :data:`STALE_S`. Messages never rely on colour alone (a sign starts each).
+not in the good state (:meth:`emgfb.live.LiveSession.channel_states`, the one channel
+state: electrode off, clipping, no samples, board unplugged) shows "Check electrode —
+please wait" or "No signal — please wait" (:func:`patient_words`) instead of bars,
+percentages, traces or praise. Messages never rely on colour alone (a sign starts each).
 Reads a :class:`~emgfb.gui.model.DisplayModel`. Imports Qt, pyqtgraph, ``emgfb.gui`` and
-``emgfb.exercises.signal_state``.
+``emgfb.dsp.quality`` (the state names).
 """
 
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable
 
 import pyqtgraph as pg
 from PyQt5 import QtCore, QtWidgets
 
-from emgfb.exercises.signal_state import NO_SIGNAL, ChannelVerdict, live_verdicts, patient_words
+from emgfb.dsp.quality import GOOD, NO_SIGNAL, ChannelState
 from emgfb.gui import theme
 from emgfb.gui.model import DisplayModel
 from emgfb.gui.widgets import (
@@ -41,8 +40,16 @@ TARGET_TOLERANCE = 0.10
 DEFAULT_TARGET = 0.30
 DEFAULT_CEILING = 0.15
 SYNKINESIS_MUSCLE = "orbicularis_oculi"
-#: Seconds without a new sample after which every row says "No signal — please wait".
-STALE_S = 1.0
+
+
+def patient_words(state: ChannelState) -> str:
+    """What the patient is told about a channel that is not good (``""`` when good): the
+    clinician's reason is for the set-up view; the patient only learns to wait."""
+    if state.state == GOOD:
+        return ""
+    if state.state == NO_SIGNAL:
+        return "No signal — please wait"
+    return "Check electrode — please wait"
 
 
 class PairRow(QtWidgets.QFrame):
@@ -215,14 +222,14 @@ class FeedbackView(QtWidgets.QWidget):
         for r in self.rows:
             r.plot.setXRange(-x_range, 0, padding=0)
         self._newest = -1
-        self._newest_at = time.monotonic()
         # the window redraws only when samples arrive; this watchdog redraws when they stop
+        # (the session's states then turn to no signal)
         self._watchdog = QtCore.QTimer(self)
         self._watchdog.setInterval(250)
         self._watchdog.timeout.connect(self._when_silent)
         self._watchdog.start()
-        #: The latest verdict per channel (what the rows obey).
-        self.verdicts: list[ChannelVerdict] = []
+        #: The latest :class:`~emgfb.dsp.ChannelState` per channel (what the rows obey).
+        self.states: list[ChannelState] = []
         self._settings_changed()
 
     # -- settings ------------------------------------------------------------------------
@@ -269,23 +276,24 @@ class FeedbackView(QtWidgets.QWidget):
 
     # -- drawing -------------------------------------------------------------------------
 
-    def channel_verdicts(self) -> list[ChannelVerdict]:
-        """Each channel's verdict now: the session's, or no signal when samples stopped."""
+    def channel_states(self) -> list[ChannelState]:
+        """Each channel's state now: the session's (``no_signal`` before the first sample
+        and when samples stop)."""
         m = self.model
-        now = time.monotonic()
-        if m.newest_index != self._newest:
-            self._newest, self._newest_at = m.newest_index, now
+        self._newest = m.newest_index
+        states = list(m.session.channel_states())
         n = m.session.montage.n_channels
-        if m.newest_index < 0 or now - self._newest_at > STALE_S:
-            return [ChannelVerdict(NO_SIGNAL, "no samples from the board")] * n
-        return live_verdicts(m.session)
+        if len(states) != n:  # nothing configured yet
+            return [ChannelState(ch, NO_SIGNAL, "waiting for data from the board")
+                    for ch in range(n)]
+        return states
 
     def _when_silent(self) -> None:
-        """Redraw (showing "No signal") when no sample arrived for :data:`STALE_S`."""
+        """Redraw when no sample arrived since the last redraw: the session's states turn
+        to no signal when the board stops sending, and the rows must say so."""
         m = self.model
         if (self.isVisible() and not getattr(m, "frozen", False)
-                and m.newest_index == self._newest
-                and time.monotonic() - self._newest_at > STALE_S):
+                and m.newest_index == self._newest):
             self.refresh()
 
     def refresh(self) -> None:
@@ -296,9 +304,9 @@ class FeedbackView(QtWidgets.QWidget):
         latest = m.latest_activation()
         ex, syn = self.exercise_muscle, self.synkinesis_muscle
         mirror = self.mirror_box.isChecked()
-        self.verdicts = verdicts = self.channel_verdicts()
+        self.states = states = self.channel_states()
         for r in self.rows:
-            bad = [v for v in (verdicts[r.affected], verdicts[r.healthy]) if not v.good]
+            bad = [v for v in (states[r.affected], states[r.healthy]) if v.state != GOOD]
             if bad:
                 worst = next((v for v in bad if v.state == NO_SIGNAL), bad[0])
                 words = patient_words(worst)

@@ -12,7 +12,7 @@ runner says the suppression muscle is over it). While a channel the current step
 not good the patient is asked to wait instead (the rows show why), and while the signal
 check waits the clinician sees which channel and may override it (a marker). When the
 protocol ends it shows a :class:`SummaryPanel`; the window stays open. Imports Qt,
-pyqtgraph, ``emgfb.gui`` and ``emgfb.exercises``.
+pyqtgraph, ``emgfb.gui``, ``emgfb.exercises`` and ``emgfb.dsp.quality`` (the state names).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import numpy as np
 import pyqtgraph as pg
 from PyQt5 import QtCore, QtWidgets
 
+from emgfb.dsp.quality import GOOD
 from emgfb.exercises.guided import QUIET_WORDS, GuidedDriver, score_words, summary_words
 from emgfb.exercises.runner import AHEAD_S
 from emgfb.gui import theme
@@ -293,7 +294,7 @@ class GuidedFeedback(QtCore.QObject):
             return list(cue.check_waiting)
         chans = [c for c in (cue.target_channel, cue.healthy_channel,
                              *cue.suppression_channels) if c is not None]
-        return [c for c in chans if not states[c].good]
+        return [c for c in chans if states[c].state != GOOD]
 
     def _update_guides(self, cue) -> None:
         r = self.runner

@@ -4,21 +4,21 @@ Owns :class:`SetupView`: one row per channel with a montage card (muscle, side, 
 quality badge with a plain-language hint) and a scrolling trace (filtered µV as min/max
 per display bin, its envelope on top; all rows in one pyqtgraph view, so a frame is one
 paint), a mains-power warning banner and the window and scale selectors. Reads a
-:class:`~emgfb.gui.model.DisplayModel`; computes nothing but display values. Imports Qt,
-pyqtgraph and ``emgfb.gui``.
+:class:`~emgfb.gui.model.DisplayModel` and the session's channel states
+(:meth:`emgfb.live.LiveSession.channel_states`); computes nothing but display values.
+Imports Qt, pyqtgraph, ``emgfb.gui`` and ``emgfb.dsp.quality`` (the state names).
 """
 
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
 from PyQt5 import QtCore, QtWidgets
 
+from emgfb.dsp.quality import GOOD, NO_SIGNAL, ChannelState
 from emgfb.gui import theme
 from emgfb.gui.model import DisplayModel
 from emgfb.gui.widgets import (
@@ -40,21 +40,18 @@ MAINS_WARNING = (
 )
 
 
-def quality_view(q: Any, channel: int) -> tuple[str, str, str]:
-    """(state, hint, level text) of a channel-quality result, tolerant of missing fields."""
+def quality_view(q: ChannelState | None, channel: int) -> tuple[str, str, str]:
+    """(state, hint, level text) of a :class:`~emgfb.dsp.ChannelState` (``None``: nothing
+    configured yet)."""
     if q is None:
         return "unknown", "Waiting for signal…", ""
-    state = str(getattr(q, "state", "unknown"))
-    hint = str(getattr(q, "hint", "") or "")
-    if state == "good":
+    if q.state == GOOD:
         hint = "Signal looks good."
-    elif state == "unknown":
-        hint = "Collecting signal…"
-    elif hint:
-        hint = f"Electrode {channel + 1}: {hint}."
-    rms = getattr(q, "rest_rms_uv", None)
-    level = f"rest {rms:.1f} µV RMS" if rms is not None and math.isfinite(rms) else ""
-    return state, hint, level
+    else:
+        hint = f"Electrode {channel + 1}: {q.reason}."
+    rms = q.rest_rms_uv
+    level = f"rest {rms:.1f} µV RMS" if q.state != NO_SIGNAL and math.isfinite(rms) else ""
+    return q.state, hint, level
 
 
 class SetupView(QtWidgets.QWidget):
@@ -65,7 +62,6 @@ class SetupView(QtWidgets.QWidget):
                  parent: QtWidgets.QWidget | None = None):
         super().__init__(parent)
         self.model = model
-        self._newest, self._newest_at = -1, time.monotonic()
         s = model.session
         montage = s.montage
         outer = QtWidgets.QVBoxLayout(self)
@@ -181,29 +177,11 @@ class SetupView(QtWidgets.QWidget):
         # Badges and hints change slowly: the main window's 4 Hz status timer updates them.
 
     def refresh_quality(self) -> None:
-        """Update the badges and hints from the session's latest quality results; every
-        channel says "No signal" while the board is unplugged or no sample has arrived for
-        :data:`~emgfb.gui.feedback_view.STALE_S` (the last grades would be a wrong picture)."""
-        from emgfb.exercises.signal_state import SILENT_SOURCE_STATES
-        from emgfb.gui.feedback_view import STALE_S
-
-        m = self.model
-        now = time.monotonic()
-        if m.newest_index != self._newest:
-            self._newest, self._newest_at = m.newest_index, now
-        status = getattr(getattr(m.session, "source", None), "status", None)
-        silent = getattr(status, "state", "streaming") in SILENT_SOURCE_STATES
-        if (silent or now - self._newest_at > STALE_S) and not getattr(m, "frozen", False) \
-                and self._newest >= 0:
-            hint = (f"No samples from the board for {now - self._newest_at:.0f} s: check "
-                    "the USB cable and the board's power; emgfb reconnects by itself.")
-            for card in self.cards:
-                card.set_quality("no_signal", hint, "")
-            return
-        q = m.session.quality()
+        """Update the badges and hints from the session's channel states (the one channel
+        state: ``no_signal`` before data and as soon as samples stop arriving)."""
+        states = self.model.session.channel_states()
         for i, card in enumerate(self.cards):
-            state, hint, level = quality_view(q[i] if i < len(q) else None, i)
-            card.set_quality(state, hint, level)
+            card.set_quality(*quality_view(states[i] if i < len(states) else None, i))
 
     def badge_states(self) -> list[str]:
         """Current badge state per channel (for tests and screenshots)."""

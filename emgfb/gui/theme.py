@@ -31,7 +31,7 @@ CEILING_CROSSED = "#C0392B"
 #: Quality badge colours (background, text) per state.
 QUALITY = {
     "good": ("#DFF2E4", "#1E6B34"),
-    "warn": ("#FCEFD2", "#8A5A00"),
+    "check": ("#FCEFD2", "#8A5A00"),
     "bad": ("#F9DADA", "#9B1C1C"),
     "unknown": ("#E6EAEE", "#5F6F80"),
     "no_signal": ("#F9DADA", "#9B1C1C"),

@@ -228,13 +228,13 @@ def set_curve(curve: TraceCurve | pg.PlotDataItem, x: np.ndarray, y: np.ndarray)
 
 
 def quality_style(state: str) -> str:
-    """Stylesheet of a quality badge in ``state`` (good/warn/bad/unknown/no_signal)."""
+    """Stylesheet of a quality badge in ``state`` (good/check/bad/unknown/no_signal)."""
     bg, fg = theme.QUALITY.get(state, theme.QUALITY["unknown"])
     return (f"background:{bg}; color:{fg}; border-radius:9px; padding:2px 10px;"
             " font-weight:bold;")
 
 
-BADGE_TEXT = {"good": "Good", "warn": "Check", "bad": "Poor", "unknown": "Waiting",
+BADGE_TEXT = {"good": "Good", "check": "Check", "bad": "Poor", "unknown": "Waiting",
               "no_signal": "No signal"}
 
 
@@ -381,7 +381,8 @@ class ChannelCard(QtWidgets.QFrame):
         self.level.setSizePolicy(QtWidgets.QSizePolicy.Ignored, QtWidgets.QSizePolicy.Fixed)
 
     def set_quality(self, state: str, hint: str, level: str) -> None:
-        """Show ``state`` (good/warn/bad/unknown), a plain-language hint and a level text."""
+        """Show ``state`` (good/check/bad/no_signal/unknown), a plain-language hint and a
+        level text."""
         if state != self.state:
             self.state = state
             self.badge.setText(BADGE_TEXT.get(state, state))

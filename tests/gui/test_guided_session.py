@@ -221,7 +221,7 @@ def test_electrode_off_shows_check_electrode_instead_of_a_bar(make_window, qtbot
     assert eye.bars.blocked == eye.blocked  # no bars and no percentages are painted
     assert eye.message.text() == "⚠ Check electrode — please wait"
     assert not eye.affected_curve.isVisible() and not eye.healthy_curve.isVisible()
-    assert view.verdicts[2].state == "bad" and "flat line" in view.verdicts[2].reason
+    assert view.states[2].state == "bad" and "flat line" in view.states[2].reason
     for _ in range(10):  # it stays so: never "Stay relaxed here" on a flat channel
         qtbot.wait(50)
         assert "relaxed" not in eye.message.text() and eye.blocked
