@@ -5,7 +5,8 @@ affected eye electrode off (the smile's suppression channel) no score that uses 
 valid and the report says why; with the healthy smile electrode off the signal check
 waits and, headless, ends the session; overridden, the reference is refused, repeated
 as the protocol allows and the session ends with one line naming the channel. The file is
-kept every time.
+kept every time. Flat at mid-scale with a one-count dither, or floating and picking up hum,
+the eye's scores are invalid with the channel state's own reason.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from emgfb.cli import main
+from emgfb.dsp.quality import HINTS
 from emgfb.exercises.report import build_report
 from emgfb.recording import open_recording
 
@@ -22,9 +24,9 @@ URL = "sim://?speed=0&chunk=50&seed=4&electrode_off={ch}"
 OOC_L, ZYG_R = 2, 5  # face6: FRO-L FRO-R OOC-L OOC-R ZYG-L ZYG-R, affected side left
 
 
-def _session(tmp: Path, ch: int, *extra: str) -> tuple[int, Path]:
+def _session(tmp: Path, ch: int, *extra: str, query: str = "") -> tuple[int, Path]:
     out = tmp / f"off{ch}.h5"
-    code = main(["session", "--protocol", "demo", "--source", URL.format(ch=ch), "-o",
+    code = main(["session", "--protocol", "demo", "--source", URL.format(ch=ch) + query, "-o",
                  str(out), "--subject", "P001", "--headless", *extra])
     return code, out
 
@@ -91,3 +93,25 @@ def test_flat_healthy_reference_is_refused_repeated_then_ends_the_session(
     page = build_report(out)
     assert "Reference smile: attempt 3 refused: ZYG-R bad: flat line" in page
     assert "e+" not in page.split('id="calibration"')[1].split("</table>")[0]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("mode", "state", "hint"), [
+    ("dither", "bad", "flat"),  # a one-count dither is a flat line, not a signal
+    ("float", "bad", "mains"),  # a floating electrode picks up hum the notch cannot hide
+])
+def test_every_way_off_leaves_no_valid_score_using_it_with_the_trackers_reason(
+        tmp_path: Path, mode: str, state: str, hint: str) -> None:
+    code, out = _session(tmp_path, OOC_L, "--override-check", query=f"&off_mode={mode}")
+    assert code == 0
+    with open_recording(out) as rec:
+        scores = rec.document("scores")
+    uses = [s for s in scores if OOC_L in s["suppression_channels"]]
+    assert len(uses) == 3 and not any(s["valid"] for s in uses)
+    # the reason is the channel state's, word for word: "<label>: <state>: <reason>"
+    first = uses[0]["invalid_reason"]
+    assert first == f"OOC-L: {state}: {HINTS[hint]}"
+    for s in uses:
+        label, st, reason = s["invalid_reason"].split(": ", 2)
+        assert label == "OOC-L" and st in ("check", "bad") and reason in HINTS.values()
+    assert all(s["valid"] for s in scores if s not in uses)

@@ -46,7 +46,11 @@ def test_demo_recording_has_documents_and_markers(demo: tuple[Path, Path]) -> No
         proto = rec.document("protocol")
         cal = rec.document("calibration")
         scores = rec.document("scores")
-    assert kinds == {"phase", "rep"}
+    assert kinds == {"phase", "rep"}  # no "check" marker: the signal check never waited
+    # the tracker grades the clean face good throughout, contractions included
+    assert cal["signal_check"] == {"passed": True, "overridden": False, "waited_s": 0.0,
+                                   "channels": dict.fromkeys(rec.montage.labels)}
+    assert all(s["valid"] and s["invalid_reason"] is None for s in scores)
     assert "Gentle smile rep 3/3 end" in labels and "Post-rest baseline: end" in labels
     assert proto["name"] == "demo" and proto["finished"]
     assert all(s["start_tick"] is not None and s["end_tick"] for s in proto["steps"])
