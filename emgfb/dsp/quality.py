@@ -72,6 +72,9 @@ HINTS: dict[str, str] = {
     "rest_rms": "high level at rest: if the patient is relaxed, re-prepare the skin",
 }
 
+#: Advice when no data arrives from the board at all (every channel at once).
+STALE_HINT = "check the USB cable and the board's power; emgfb reconnects by itself"
+
 
 @dataclass(frozen=True)
 class ChannelState:
@@ -236,7 +239,7 @@ class ChannelStateTracker:
         stale = self.config.quality.stale_s
         if not seconds_without_data > stale:
             return self._latest
-        reason = (f"no data from the board for {seconds_without_data:.1f} s"
+        reason = (f"no data from the board for {seconds_without_data:.1f} s: {STALE_HINT}"
                   if np.isfinite(seconds_without_data) else "waiting for data from the board")
         return [dataclasses.replace(s, state=NO_SIGNAL, reason=reason) for s in self._latest]
 

@@ -117,7 +117,9 @@ def test_setup_badges_show_the_trackers_state_and_reason(qtbot, idle: float) -> 
     assert view.badge_states() == expected
     if idle:
         assert expected == [NO_SIGNAL] * 6
-        assert "no data from the board" in view.cards[0].hint.text()
+        assert view.cards[0].hint.text() == (
+            "Electrode 1: no data from the board for 2.0 s: check the USB cable and the "
+            "board's power; emgfb reconnects by itself.")
     else:
         assert expected == [GOOD, GOOD, BAD, GOOD, GOOD, GOOD]
         assert view.cards[OOC_L].hint.text() == f"Electrode 3: {HINTS['flat']}."
