@@ -104,7 +104,7 @@ class QualityConfig:
 
     window_s: float = 1.0
     update_s: float = 0.25
-    history_s: float = 10.0
+    history_s: float = 30.0
     rest_percentile: float = 20.0
     rest_rms_warn_uv: float = 5.0
     rest_rms_bad_uv: float = 15.0
@@ -117,7 +117,7 @@ class QualityConfig:
     motion_ratio_warn: float = 0.5
     motion_ratio_bad: float = 0.8
     missing_pct: float = 50.0
-    stale_s: float = 0.5
+    stale_s: float = 1.0
 
 
 @dataclass(frozen=True)

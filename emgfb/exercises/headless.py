@@ -203,8 +203,8 @@ def run_session(
             offset_counts=setup.offset_counts, subject=subject, notes=notes,
             dsp_config=cfg.as_dict(), frontend=setup.frontend_meta(), extra_meta=extra,
         )
-        # the protocol's length is the --seconds promise: the session ends by then (plus
-        # the pump's grace) whatever the board does
+        # the protocol's length (grown by repeats and check waits, which the runner bounds)
+        # is the --seconds promise: the session ends by then, plus the pump's grace
         pump = SourcePump(source, [writer.write], seconds=runner.total_ticks / info.fs + 1.0,
                           on_rate=lambda doc: writer.set_document("clock", doc))
         next_report = 0.0
@@ -221,6 +221,8 @@ def run_session(
                 states = tracker.update(pipe.scale.process(chunk.counts), chunk.counts,
                                         pipe.last_filtered)
                 events = runner.feed(chunk.tick, env, states)
+                # a repeated reference or a waiting signal check lengthens the protocol
+                pump.extend(runner.total_ticks / info.fs + 1.0 - pump.seconds)
                 _store(events, runner, writer, say)
                 if runner.elapsed_s >= next_report:
                     say(_status(runner))

@@ -119,6 +119,13 @@ class SourcePump:
         """Wall time since the first :meth:`step`."""
         return 0.0 if self._t0 is None else time.monotonic() - self._t0
 
+    def extend(self, seconds: float) -> None:
+        """Allow ``seconds`` more of signal and of wall time (a guided protocol grows when
+        it repeats a refused step or waits for its signal check)."""
+        if self.seconds is not None and seconds > 0:
+            self.seconds += seconds
+            self._limit = max(1, round(self.seconds * float(self.source.info.fs)))
+
     def finish(self, end: PumpEnd, problem: str | None = None) -> None:
         """End the run (the first reason given wins)."""
         if self.end is None:

@@ -75,6 +75,20 @@ def test_a_contraction_is_activity_not_a_fault(rng, t) -> None:
     assert out[0].rest_rms_uv < 2.0
 
 
+def test_a_reference_repeated_at_once_is_activity_not_a_high_rest_level(rng) -> None:
+    # 10 s rest, then two 5 s efforts 1.5 s apart (a refused reference and its repeat):
+    # the rest level must stay the rest level at every assessment, not only at the end
+    t = np.arange(int(22 * FS)) / FS
+    effort = ((t > 10) & (t < 15)) | ((t > 16.5) & (t < 21.5))
+    uv = rng.standard_normal((len(t), 1)) * np.where(effort, 60.0, 2.0)[:, None]
+    cfg = load_dsp_config()
+    tr = ChannelStateTracker(cfg, FS, 1, adc_max=1023, uv_per_count=UV_PER_COUNT)
+    counts = _counts(uv)
+    for i in range(0, len(uv), 100):
+        state = tr.update(uv[i:i + 100], counts[i:i + 100])[0]
+        assert state.indicators.get("rest_rms", GOOD) in (GOOD, "unknown"), (i / FS, state)
+
+
 def test_a_high_rest_level_held_throughout_is_a_check_not_bad(rng, t) -> None:
     uv = rng.standard_normal((len(t), 1)) * 40.0
     out = _feed(uv, _counts(uv))

@@ -167,3 +167,18 @@ def test_session_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "orbicularis_oris" in err
     assert not out.exists()
+
+
+@pytest.mark.slow
+def test_a_repeated_reference_lengthens_the_session_instead_of_cutting_it(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # seed 1: the healthy side's strongest smile touches the ADC rail once in the first
+    # attempt (the channel state says check), so the reference is refused and repeated
+    out = tmp_path / "repeat.h5"
+    assert main(["session", "--protocol", "demo", "--source", "sim://?speed=0&seed=1&chunk=50",
+                 "-o", str(out), "--subject", "P001", "--headless"]) == 0
+    assert "demo finished after" in capsys.readouterr().err
+    with open_recording(out) as rec:
+        cal, scores, proto = (rec.document(k) for k in ("calibration", "scores", "protocol"))
+    assert len(cal["reference_failures"]) >= 1 and proto["finished"]
+    assert len(scores) == 5 and all(s["valid"] for s in scores)
