@@ -205,7 +205,8 @@ def run_session(
         )
         # the protocol's length (grown by repeats and check waits, which the runner bounds)
         # is the --seconds promise: the session ends by then, plus the pump's grace
-        pump = SourcePump(source, [writer.write], seconds=runner.total_ticks / info.fs + 1.0,
+        promised = runner.total_ticks / info.fs + 1.0
+        pump = SourcePump(source, [writer.write], seconds=promised,
                           on_rate=lambda doc: writer.set_document("clock", doc))
         next_report = 0.0
         writer.start()
@@ -222,7 +223,9 @@ def run_session(
                                         pipe.last_filtered)
                 events = runner.feed(chunk.tick, env, states)
                 # a repeated reference or a waiting signal check lengthens the protocol
-                pump.extend(runner.total_ticks / info.fs + 1.0 - pump.seconds)
+                grown = runner.total_ticks / info.fs + 1.0
+                pump.extend(grown - promised)
+                promised = max(promised, grown)
                 _store(events, runner, writer, say)
                 if runner.elapsed_s >= next_report:
                     say(_status(runner))
