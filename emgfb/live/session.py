@@ -161,7 +161,9 @@ class LiveSession:
         self._pipeline: Any = None
         self._quality_checker: Any = None
         self._quality: list[Any] = []
-        self._last_data: float | None = None  # monotonic time of the last processed chunk
+        # monotonic time the source last delivered samples: "no signal" is about the board
+        # and the link, never about our own processing falling behind on a loaded CPU
+        self._last_data: float | None = None
         self._rate: Any = None  # the pump's estimate of the board's rate the DSP follows
         self._markers: list[Marker] = []
         self._lock = threading.Lock()  # markers and counters
@@ -575,6 +577,8 @@ class LiveSession:
         if chunk.markers:
             with self._lock:
                 self._markers.extend(chunk.markers)
+        if len(chunk):
+            self._last_data = time.monotonic()
         stop = self._acquire.stop_event if self._acquire is not None else None
         with self._queue_cond:
             if self.source is not None and self.source.on_demand:
@@ -633,7 +637,6 @@ class LiveSession:
         ch = self.channels
         raw_uv = (counts.astype(np.float64) - ch.offset_counts) * ch.uv_per_count
         q = self._quality_checker.update(raw_uv, counts, filtered)
-        self._last_data = time.monotonic()
         rate = None if self._pump is None else self._pump.rate
         if rate is not None and rate is not self._rate:  # a new fit: place the mains filter
             self._rate = rate
