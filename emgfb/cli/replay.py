@@ -27,12 +27,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def replay_info(path: Path) -> dict:
     """Duration, markers (seconds, label) and a rich-text description of a recording."""
+    from emgfb.dsp.quality import MARKER_KIND as STATE_MARKER_KIND
     from emgfb.recording import open_recording
 
     with open_recording(path) as rec:
         s = rec.summary()
         t0 = rec.first_tick
-        markers = [((m.tick - t0) / rec.fs, m.label) for m in rec.markers]
+        # the channel states are kept as markers too; the timeline shows what people marked
+        markers = [((m.tick - t0) / rec.fs, m.label) for m in rec.markers
+                   if m.kind != STATE_MARKER_KIND]
     rows = [
         ("File", path.name),
         ("Subject", s.get("subject") or "—"),

@@ -27,13 +27,19 @@ from emgfb.dsp.metrics import (
     tkeo_activation,
 )
 from emgfb.dsp.pipeline import EnvelopePipeline
-from emgfb.dsp.quality import ChannelQuality, ChannelState, ChannelStateTracker, SignalQuality
+from emgfb.dsp.quality import (
+    ChannelQuality,
+    ChannelState,
+    ChannelStateTracker,
+    SignalQuality,
+    StateLog,
+)
 from emgfb.dsp.settings import RMS_PRESETS_MS, DspConfig, dsp_config_from_dict, load_dsp_config
 
 __all__ = [
     "RMS_PRESETS_MS", "Baseline", "ChannelQuality", "ChannelState", "ChannelStateTracker",
     "DspConfig", "EnvelopePipeline",
-    "SignalQuality", "asymmetry_index", "baseline_subtracted", "cocon", "detect_onsets",
+    "SignalQuality", "StateLog", "asymmetry_index", "baseline_subtracted", "cocon", "detect_onsets",
     "dsp_config_from_dict", "is_symmetric", "load_dsp_config", "oral_ocular_index",
     "percent_of_healthy",
     "percent_of_reference", "reference_contraction", "rest_baseline", "symmetry_ratio",

@@ -1,8 +1,9 @@
 """One state per channel: good / check / bad / no signal, with its reason, fed chunk by chunk.
 
 This module owns :class:`ChannelStateTracker` (the impedance-check proxies of DOMAIN.md §6
-turned into one verdict per channel that every consumer obeys) and :class:`ChannelState`,
-its result. The tracker keeps the last ``window_s`` of raw µV (with NaN where a sample was
+turned into one verdict per channel that every consumer obeys), :class:`ChannelState`,
+its result, and :class:`StateLog`, which turns the verdicts into the markers a recording
+keeps. The tracker keeps the last ``window_s`` of raw µV (with NaN where a sample was
 lost, per channel), the ADC counts when given and the filtered signal when given, and every
 ``update_s`` computes per channel:
 
@@ -25,8 +26,9 @@ The channel's state is the worst of its indicators; its reason names the *first*
 indicator in :data:`HINTS` order, which runs from causes to symptoms (a clipping channel also
 has a high level: the reason names the clipping). :meth:`ChannelStateTracker.current` turns
 every channel to ``no_signal`` when no data has arrived for ``stale_s``. Per-chunk cost is a
-ring-buffer copy; the FFT runs a few times a second. Imports numpy and ``emgfb.dsp``
-modules only. Thresholds and their reasons: ``docs/metrics.md`` (channel state).
+ring-buffer copy; the FFT runs a few times a second. Imports numpy, ``emgfb.dsp`` modules
+and the ground floor's records only. Thresholds and their reasons: ``docs/metrics.md``
+(channel state).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ import numpy as np
 
 from emgfb.dsp.settings import DspConfig, check_sample_rate
 from emgfb.dsp.stages import MAX_HIGH_FRACTION
+from emgfb.records import Marker
 
 #: Channel states, best to worst.
 GOOD, CHECK, BAD, NO_SIGNAL = "good", "check", "bad", "no_signal"
@@ -71,6 +74,11 @@ HINTS: dict[str, str] = {
              "electrode, run the laptop on battery",
     "rest_rms": "high level at rest: if the patient is relaxed, re-prepare the skin",
 }
+
+#: Kind of the markers that store channel states in a recording (:class:`StateLog`).
+MARKER_KIND = "channel"
+#: A state change is stored once the new state has held this long (s).
+STATE_LOG_HOLD_S = 1.0
 
 #: Advice when no data arrives from the board at all (every channel at once).
 STALE_HINT = "check the USB cable and the board's power; emgfb reconnects by itself"
@@ -451,6 +459,44 @@ class ChannelStateTracker:
         total = (f >= MOTION_BAND_HZ[0]) & (f <= high)
         return (total, mains & total, (f >= cfg.bandpass.low_hz) & (f <= high) & ~mains,
                 (f >= MOTION_BAND_HZ[0]) & (f < MOTION_BAND_HZ[1]))
+
+
+class StateLog:
+    """The channel states a recording keeps: markers of kind :data:`MARKER_KIND`.
+
+    Feed it every assessment with the tick of its newest sample. The first assessment (not
+    the placeholder before the tracker's window has filled) gives one marker per channel
+    (the state the recording starts in); after that a channel gets a marker when its state
+    changes and the new state holds for ``hold_ticks``, placed at the tick where it changed,
+    so a channel that flickers on a threshold does not fill the file.
+    Labels read ``"<channel label>: <state> — <reason>"``.
+    """
+
+    def __init__(self, labels: list[str] | tuple[str, ...], hold_ticks: int):
+        self.labels = list(labels)
+        self.hold_ticks = int(hold_ticks)
+        self._logged: list[str | None] = [None] * len(self.labels)
+        self._pending: list[tuple[ChannelState, int] | None] = [None] * len(self.labels)
+
+    def feed(self, states: list[ChannelState], tick: int) -> list[Marker]:
+        """Markers for the state changes that ``states`` (at ``tick``) confirms."""
+        out = []
+        for s in states:
+            ch = s.channel
+            if not s.indicators:  # nothing assessed yet ("collecting signal")
+                continue
+            if s.state == self._logged[ch]:
+                self._pending[ch] = None
+                continue
+            pending = self._pending[ch]
+            if pending is None or pending[0].state != s.state:
+                self._pending[ch] = pending = (s, tick)
+            if self._logged[ch] is None or tick - pending[1] >= self.hold_ticks:
+                first, at = pending
+                out.append(Marker(at, f"{self.labels[ch]}: {first.state.replace('_', ' ')}"
+                                      f" — {first.reason}", MARKER_KIND))
+                self._logged[ch], self._pending[ch] = first.state, None
+        return out
 
 
 def _plateau_samples(hit: np.ndarray, min_run: int) -> int:

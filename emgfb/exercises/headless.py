@@ -165,8 +165,9 @@ def run_session(
         protocol allows (the recording is kept up to that point; the message names the
         channel).
     """
-    from emgfb.dsp import ChannelStateTracker, EnvelopePipeline, load_dsp_config
+    from emgfb.dsp import ChannelStateTracker, EnvelopePipeline, StateLog, load_dsp_config
     from emgfb.dsp.metrics import envelope_delay_s
+    from emgfb.dsp.quality import STATE_LOG_HOLD_S
     from emgfb.recording.schema import check_subject
     from emgfb.recording.writer import SessionWriter, check_new_path
 
@@ -188,6 +189,7 @@ def run_session(
         tracker = ChannelStateTracker(cfg, info.fs, info.n_channels,
                                       (1 << info.bits) - 1 if info.bits else None,
                                       setup.uv_per_count)
+        state_log = StateLog(mont.labels, round(STATE_LOG_HOLD_S * info.fs))
         runner = SessionRunner(proto, mont, info.fs,
                                reference_window_s=cfg.calibration.reference_window_ms / 1000,
                                pipeline_delay_s=envelope_delay_s(cfg, info.fs),
@@ -221,6 +223,9 @@ def run_session(
                 env = pipe.process(chunk.counts, tick=chunk.tick)
                 states = tracker.update(pipe.scale.process(chunk.counts), chunk.counts,
                                         pipe.last_filtered)
+                if states:
+                    for marker in state_log.feed(states, int(chunk.tick[-1])):
+                        writer.add_marker(marker)
                 events = runner.feed(chunk.tick, env, states)
                 # a repeated reference or a waiting signal check lengthens the protocol
                 grown = runner.total_ticks / info.fs + 1.0

@@ -644,6 +644,7 @@ class LiveSession:
         dt = time.perf_counter() - t0
         if q:
             self._quality = list(q)
+            self.recording.log_states(self._quality, int(tick[-1]))
         if self.lsl is not None:
             self.lsl.push_envelope(tick, env)
         with self._lock:

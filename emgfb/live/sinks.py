@@ -4,8 +4,9 @@ This module owns :class:`RecordingSink` (one :class:`~emgfb.recording.SessionWri
 time, started and stopped from any thread, fed from the acquisition worker) and
 :class:`LslSink` (the µV, envelope and marker outlets plus another program's marker
 inlet). Both are fed raw chunks by the :class:`~emgfb.live.pump.SourcePump` before any
-processing, so a stalled DSP worker or GUI never holds the recording back. Imports
-``recording``, ``lsl_out``, ``acquisition.lsl``, ``records``, ``errors`` and the other
+processing, so a stalled DSP worker or GUI never holds the recording back; the recording
+also keeps the channel states as markers (:class:`~emgfb.dsp.StateLog`). Imports
+``recording``, ``dsp``, ``lsl_out``, ``acquisition.lsl``, ``records``, ``errors`` and the other
 ``live`` modules.
 """
 
@@ -53,6 +54,7 @@ class RecordingSink:
         self._path: Path | None = None
         self._first_tick: int | None = None
         self._last_tick: int | None = None
+        self._states: Any = None  # the running recording's StateLog
 
     def start(self, path: str | Path, dsp_config: Any = None,
               meta: dict[str, Any] | None = None) -> Path:
@@ -65,6 +67,8 @@ class RecordingSink:
         RecordingError
             If the file exists or cannot be created.
         """
+        from emgfb.dsp import StateLog
+        from emgfb.dsp.quality import STATE_LOG_HOLD_S
         from emgfb.recording import SessionWriter
 
         path = Path(path)
@@ -85,6 +89,7 @@ class RecordingSink:
         with self._lock:
             self._writer, self._path = writer, path
             self._first_tick = self._last_tick = None
+            self._states = StateLog(s.montage.labels, round(STATE_LOG_HOLD_S * s.fs))
         log.info("recording to %s", path)
         return path
 
@@ -120,6 +125,15 @@ class RecordingSink:
         """Queue a marker for the running recording, if any."""
         with self._lock:
             if self._writer is not None:
+                self._writer.add_marker(marker)
+
+    def log_states(self, states: list[Any], tick: int) -> None:
+        """Store the channel states (an assessment at ``tick``) as the recording's
+        ``channel`` markers (:class:`~emgfb.dsp.StateLog`), if a recording runs."""
+        with self._lock:
+            if self._writer is None:
+                return
+            for marker in self._states.feed(states, tick):
                 self._writer.add_marker(marker)
 
     def set_document(self, name: str, document: Any) -> bool:

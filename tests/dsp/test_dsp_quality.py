@@ -166,3 +166,30 @@ def test_a_stalled_stream_has_no_signal(rng, t) -> None:
 def test_summarise_names_causes_before_symptoms() -> None:
     assert summarise({"rest_rms": BAD, "clipping": CHECK})[1].startswith("signal hits")
     assert summarise({"flat": GOOD, "mains": GOOD}) == (GOOD, "signal looks good")
+
+
+def test_state_log_keeps_the_start_and_each_change_that_holds():
+    from emgfb.dsp import ChannelState, StateLog
+
+    log = StateLog(["A", "B"], hold_ticks=100)
+
+    def states(a, b):
+        return [ChannelState(0, a, f"why {a}", {"flat": a}),
+                ChannelState(1, b, f"why {b}", {"flat": b})]
+
+    assert log.feed([ChannelState(0), ChannelState(1)], 5) == []  # not assessed yet
+    first = log.feed(states("good", "check"), 10)
+    assert [(m.tick, m.label, m.kind) for m in first] == [
+        (10, "A: good — why good", "channel"), (10, "B: check — why check", "channel")]
+    # B flickers to good for less than the hold: nothing stored
+    assert log.feed(states("good", "good"), 60) == []
+    assert log.feed(states("good", "check"), 120) == []
+    # A goes bad and stays: stored once the hold has passed, at the tick it changed
+    assert log.feed(states("bad", "check"), 200) == []
+    assert log.feed(states("bad", "check"), 260) == []
+    held = log.feed(states("bad", "check"), 300)
+    assert [(m.tick, m.label) for m in held] == [(200, "A: bad — why bad")]
+    assert log.feed(states("bad", "check"), 900) == []
+    no = log.feed(states("no_signal", "check"), 1000) + log.feed(states("no_signal", "check"),
+                                                                  1100)
+    assert [(m.tick, m.label) for m in no] == [(1000, "A: no signal — why no_signal")]

@@ -57,6 +57,18 @@ def test_eye_electrode_off_leaves_no_valid_score_using_it(eye_off: Path) -> None
     assert cal["signal_check"]["overridden"] is True
 
 
+def test_the_recording_keeps_each_channels_state(eye_off: Path) -> None:
+    with open_recording(eye_off) as rec:
+        states = [m for m in rec.markers if m.kind == "channel"]
+        first_tick = rec.first_tick
+    # the state each channel starts in, at the first assessment, once per channel
+    start = states[0].tick
+    at_start = [m.label for m in states if m.tick == start]
+    assert len(at_start) == 6 and start - first_tick < 4000, states[:8]
+    eye = [m.label for m in states if m.label.startswith("OOC-L: ")]
+    assert eye and all(m.startswith("OOC-L: bad — flat line: electrode off") for m in eye), eye
+
+
 def test_report_shows_why_the_eye_scores_are_missing(eye_off: Path) -> None:
     page = build_report(eye_off)
     assert "3 of 3 reps not valid (left out of every mean): OOC-L: bad: flat line" in page

@@ -46,8 +46,12 @@ def test_demo_recording_has_documents_and_markers(demo: tuple[Path, Path]) -> No
         proto = rec.document("protocol")
         cal = rec.document("calibration")
         scores = rec.document("scores")
-    assert kinds == {"phase", "rep"}  # no "check" marker: the signal check never waited
-    # the tracker grades the clean face good throughout, contractions included
+    assert kinds == {"phase", "rep", "channel"}  # no "check": the signal check never waited
+    # the tracker grades the clean face good throughout, contractions included: the stored
+    # states are each channel's start state, good, and nothing else
+    states = [m for m in rec.markers if m.kind == "channel"]
+    assert sorted(m.label.split(":")[0] for m in states) == sorted(rec.montage.labels)
+    assert all(m.label.split(": ")[1].startswith("good — ") for m in states), states
     assert cal["signal_check"] == {"passed": True, "overridden": False, "waited_s": 0.0,
                                    "channels": dict.fromkeys(rec.montage.labels)}
     assert all(s["valid"] and s["invalid_reason"] is None for s in scores)

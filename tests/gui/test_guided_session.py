@@ -152,7 +152,8 @@ def test_guided_session_runs_through_and_records(guided, qtbot, live_threads):
         cal = rec.document("calibration")
         proto = rec.document("protocol")
         assert rec.meta["complete"]
-    assert kinds <= {"phase", "rep", "check"}  # "check": the signal check waited, then passed
+    # "check": the signal check waited, then passed; "channel": the channel states
+    assert kinds <= {"phase", "rep", "check", "channel"} and "channel" in kinds
     assert not any("overridden" in label for label in labels)
     for want in ("Rest baseline: baseline", "Gentle smile rep 1/2 start",
                  "Gentle smile rep 2/2 end", "Gentle smile: end"):
