@@ -89,11 +89,11 @@ def test_lag_of_on_time_and_late_trackers_is_the_patients_own(rng, late_ms) -> N
     still, which the lag must not count. A single repetition of random EMG scatters by
     ~15 ms (envelope noise), so the known answer is checked on a deterministic carrier
     and on the mean of 12 seeded repetitions."""
-    # The IIR notch bank: the tracking mains canceller (default since dsp's 069f8a2) biases
-    # this lag by +57 ms on average (7-92 ms) when 30 µV of hum meets a 30 µV contraction
-    # (no bias without hum); reported to the DSP room, the metric is checked on its own here.
+    # The default mains removal (the tracking canceller): it holds the hum through the
+    # contraction at the quiet blocks' averaged frequency, so the hum adds no lag (it once
+    # added +57 ms, docs/mains-removal.md "Held lines").
     cfg = load_dsp_config(None)
-    cfg = cfg.replace(notch=dataclasses.replace(cfg.notch, method="iir"))
+    assert cfg.notch.method == "track"
     t = np.arange(int(13 * FS)) / FS
     target = _trapezoid(t)
     amplitude = _trapezoid(t - late_ms / 1000.0)[:, None]
