@@ -28,8 +28,9 @@ hysteresis, the phase/frequency loop) is sequential by nature, with work of a fe
 multiply-adds per block of 40 samples: as numpy calls from Python it cost ~230 µs per block
 (8.7x the bare scipy chain offline), so it runs compiled with numba (``@njit(cache=True)``):
 ~10 µs per block. The machine code is cached next to the module (or in numba's user cache
-when that is read-only); a fresh install compiles once, ~3 s at the canceller's
-construction (never in the middle of a stream). Every chunking runs each block's sums in
+when that is read-only); a fresh install compiles once, ~3 s. That (or loading the cache,
+~0.2 s) happens when this module is imported, so before a command opens a board, never
+while a stream's samples wait. Every chunking runs each block's sums in
 the same order, so chunk parity is bit-identical. Imports numpy and numba only.
 """
 
@@ -126,7 +127,6 @@ class MainsCanceller:
         ramp = np.arange(self.block) - (self.block - 1) / 2.0
         self._ramp = ramp / np.sqrt(ramp @ ramp)  # unit vector of a linear trend
         self.reset()
-        self.process(np.empty((0, self.n_channels)))  # compile (or load) the kernel now
 
     # ------------------------------------------------------------------ state
     def reset(self) -> None:
@@ -479,3 +479,7 @@ def _update(buf, st, ist, omega0, fixed, ramp, fll_harmonics, amplitude, shown, 
             for c in range(n_ch):
                 prev_meas[k, c] = prev_meas[k, c] * turn_back
     st[0] = nu
+
+
+# compile (or load from the cache) now, at import: not while a board's samples pile up
+MainsCanceller(50.0, 1000.0, 1).process(np.empty((0, 1)))
