@@ -66,4 +66,7 @@ if ! .venv-h5py114/bin/python -c "import h5py; assert h5py.version.hdf5_version.
   "$PY" -m venv .venv-h5py114
   .venv-h5py114/bin/python -m pip install -q "h5py==3.12.*"
 fi
+# The mains canceller's kernel is compiled by numba when emgfb.dsp is first imported, ~3 s,
+# and cached next to the module: do it here, not in the first command a user runs.
+.venv/bin/python -c "import emgfb.dsp.mains"
 echo "install.sh: ready ($(.venv/bin/python --version), emgfb in .venv)"
