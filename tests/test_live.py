@@ -85,8 +85,10 @@ def test_markers_and_recording_reach_the_file(tmp_path):
         # sample from its start to at least what was processed, without a gap
         assert rec.tick[-1] >= end and rec.n_samples == rec.tick[-1] - rec.tick[0] + 1
         assert rec.meta["complete"]
-        assert [mk.label for mk in rec.markers] == ["smile 1"]
-        assert rec.markers[0].tick == m.tick
+        mine = [mk for mk in rec.markers if mk.kind != "channel"]
+        states = {mk.label.split(":")[0] for mk in rec.markers if mk.kind == "channel"}
+        assert [mk.label for mk in mine] == ["smile 1"] and mine[0].tick == m.tick
+        assert states == set(rec.montage.labels)  # each channel's state at the start
         assert rec.tick[0] > 0  # recording began mid-stream, with absolute ticks
 
 

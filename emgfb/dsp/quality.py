@@ -241,14 +241,20 @@ class ChannelStateTracker:
         """The most recent assessment (without feeding new samples)."""
         return self._latest
 
-    def current(self, seconds_without_data: float) -> list[ChannelState]:
+    def current(self, seconds_without_data: float, ended: bool = False
+                ) -> list[ChannelState]:
         """:attr:`latest`, or every channel ``no_signal`` when no data has arrived for more
-        than ``stale_s`` (board unplugged, link stalled)."""
+        than ``stale_s``: from a board, unplugged or stalled (with :data:`STALE_HINT`); from
+        a recording that has been replayed to its end (``ended``), simply ended."""
         stale = self.config.quality.stale_s
         if not seconds_without_data > stale:
             return self._latest
-        reason = (f"no data from the board for {seconds_without_data:.1f} s: {STALE_HINT}"
-                  if np.isfinite(seconds_without_data) else "waiting for data from the board")
+        if ended:
+            reason = "the recording has ended"
+        elif np.isfinite(seconds_without_data):
+            reason = f"no data from the board for {seconds_without_data:.1f} s: {STALE_HINT}"
+        else:
+            reason = "waiting for data from the board"
         return [dataclasses.replace(s, state=NO_SIGNAL, reason=reason) for s in self._latest]
 
     def update(self, uv_chunk: np.ndarray, counts_chunk: np.ndarray | None = None,

@@ -372,7 +372,7 @@ class LiveSession:
             idle = float("inf")
         else:
             idle = 0.0 if self.paused else time.monotonic() - self._last_data
-        return list(tracker.current(idle))
+        return list(tracker.current(idle, ended=self.finished))
 
     def counters(self) -> SessionCounters:
         """A snapshot of the integrity and throughput counters."""

@@ -161,6 +161,10 @@ def test_a_stalled_stream_has_no_signal(rng, t) -> None:
     assert tr.current(0.1)[0].state == GOOD
     late = tr.current(2.0)[0]
     assert late.state == NO_SIGNAL and "2.0 s" in late.reason
+    assert "USB cable" in late.reason
+    # a replayed recording that has ended is not a board to check
+    ended = tr.current(2.0, ended=True)[0]
+    assert ended.state == NO_SIGNAL and ended.reason == "the recording has ended"
 
 
 def test_summarise_names_causes_before_symptoms() -> None:
