@@ -193,6 +193,16 @@ def cell_value(text: str) -> float:
     return float(s)
 
 
+def is_cell(text: str) -> bool:
+    """True if ``text`` is a numeric cell: :func:`cell_value` reads it (a float or a
+    missing-value word)."""
+    try:
+        cell_value(text)
+    except ValueError:
+        return False
+    return True
+
+
 def is_number(text: str) -> bool:
     """True if ``text`` parses as a float."""
     try:

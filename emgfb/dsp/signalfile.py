@@ -23,7 +23,14 @@ from pathlib import Path
 
 import numpy as np
 
-from emgfb.delimited import cell_value, comment_lines, is_number, read_table, split_lines
+from emgfb.delimited import (
+    cell_value,
+    comment_lines,
+    is_cell,
+    is_number,
+    read_table,
+    split_lines,
+)
 from emgfb.errors import DataFormatError
 
 log = logging.getLogger(__name__)
@@ -74,14 +81,6 @@ def _column(cells: tuple[str, ...]) -> np.ndarray:
         return np.array(cells, dtype=np.float64)
     except ValueError:
         return np.array([cell_value(c) for c in cells])
-
-
-def _parses(cell: str) -> bool:
-    try:
-        cell_value(cell)
-    except ValueError:
-        return False
-    return True
 
 
 def read_signal_csv(path: str | Path, fs: float | None = None) -> SignalTable:
@@ -135,7 +134,7 @@ def read_signal_csv(path: str | Path, fs: float | None = None) -> SignalTable:
         try:
             numeric[j] = _column(col)
         except ValueError:
-            good = [_parses(c) for c in col]
+            good = [is_cell(c) for c in col]
             if any(good):  # a column of numbers with a bad cell: refuse, never drop it
                 i = good.index(False)
                 raise _fail(path, f"line {table.line_no[i + has_header]}, column "
