@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from emgfb.gui.decimate import ScrollingTrace
-from emgfb.live import LiveSession
+from emgfb.live import LiveSession, SessionError
 
 
 class DisplayModel:
@@ -32,6 +32,8 @@ class DisplayModel:
 
     def __init__(self, session: LiveSession, setup_window_s: float = 5.0,
                  feedback_window_s: float = 10.0, n_bins: int = 500):
+        if session.channels is None:  # fs and channels are known once the source opened
+            raise SessionError("start the session before showing it")
         self.session = session
         self.n_bins = n_bins
         self.feedback_window_s = feedback_window_s

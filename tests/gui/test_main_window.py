@@ -150,3 +150,13 @@ def test_a_failed_recording_shows_a_red_banner_never_a_counting_rec(make_window,
     status = win.session.status()
     assert not status.recording and "No space left" in status.recording_error
     win.grab().save(str(tmp_path / "banner.png"))
+
+
+def test_a_window_on_a_session_not_started_says_so(qapp):
+    import pytest
+
+    from emgfb.gui.main_window import MainWindow
+    from emgfb.live import LiveSession, SessionError
+
+    with pytest.raises(SessionError, match="start the session before showing it"):
+        MainWindow(LiveSession("sim://?speed=0"), "setup")
