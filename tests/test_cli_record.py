@@ -11,6 +11,7 @@ from emgfb.acquisition.source import open_source
 from emgfb.cli import main
 from emgfb.recording import open_recording
 
+from testkit.emgfb_process import EmgfbProcess
 from testkit.pty_board import PtyTestBoard
 
 SIM = "sim://?speed=0&seed=1&ch=8&fs=2000"
@@ -112,48 +113,30 @@ def _record_until(tmp_path, url, seconds, fault):
 
     Returns the exit code, the seconds from the start of the recording to the exit, the
     stderr and the file."""
-    import queue
     import re
-    import subprocess
-    import sys
-    import threading
     import time
 
     out = tmp_path / "rec.h5"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "emgfb", "record", "--source", url, "--seconds", str(seconds),
-         "-o", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    lines: queue.Queue[str] = queue.Queue()
-
-    def read_stderr() -> None:
-        with proc.stderr:
-            for line in proc.stderr:
-                lines.put(line)
-        lines.put("")  # EOF
-
-    threading.Thread(target=read_stderr, daemon=True).start()
-    seen: list[str] = []
+    run = EmgfbProcess(["record", "--source", url, "--seconds", str(seconds), "-o", str(out)],
+                       verbose=False)
     started = None  # when the recording began, by the first progress line's own clock
     try:
         while True:  # wait on the progress lines, no fixed sleep
-            line = lines.get(timeout=30)
-            seen.append(line)
+            line = run.line(timeout=30)
             m = re.search(r"elapsed ([\d.]+) s, samples (\d+)", line)
             if m and started is None:
                 started = time.monotonic() - float(m.group(1))
             if m and int(m.group(2)) >= 1000:
                 fault()
                 break
-            assert line, "".join(seen)
-        proc.wait(seconds + 10)
+            assert line, run.text
+        run.proc.wait(seconds + 10)
     finally:
-        proc.kill()
+        err = run.finish()
     # the promise counts from the start of the recording: the interpreter's start-up and
     # the board's handshake come before it (about 1 s unloaded, several under load)
     elapsed = time.monotonic() - started
-    while (line := lines.get(timeout=10)) != "":
-        seen.append(line)
-    return proc.returncode, elapsed, "".join(seen), out
+    return run.proc.returncode, elapsed, err, out
 
 
 @pytest.mark.slow
@@ -202,11 +185,7 @@ def test_record_seconds_is_kept_when_the_board_comes_back_changed(tmp_path):
     ("stream", "SIGTERM", 143),
 ])
 def test_headless_commands_end_on_a_signal_within_two_seconds(tmp_path, command, sig, code):
-    import queue
     import signal
-    import subprocess
-    import sys
-    import threading
     import time
 
     out = tmp_path / "s.h5"
@@ -215,36 +194,17 @@ def test_headless_commands_end_on_a_signal_within_two_seconds(tmp_path, command,
             "session": ["session", "--headless", "--protocol", "demo", "--source", url,
                         "-o", str(out)],
             "stream": ["stream", "--source", url, "--seconds", "60"]}[command]
-    proc = subprocess.Popen([sys.executable, "-m", "emgfb", "-v", *argv],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    lines: queue.Queue[str] = queue.Queue()
-
-    def read_stderr() -> None:
-        with proc.stderr:
-            for line in proc.stderr:
-                lines.put(line)
-        lines.put("")
-
-    threading.Thread(target=read_stderr, daemon=True).start()
-    seen: list[str] = []
+    run = EmgfbProcess(argv)
     try:
-        while "simulated board started" not in (line := lines.get(timeout=60)):
-            seen.append(line)
-            assert line, "".join(seen)
-        # a recording is kept once it holds a sample: wait for the first progress line
-        needle = {"record": "elapsed", "session": "elapsed", "stream": ""}[command]
-        while needle not in line:
-            seen.append(line := lines.get(timeout=60))
-            assert line, "".join(seen)
+        run.wait_line("simulated board started")
+        if command != "stream":  # a recording is kept once it holds a sample: wait for
+            run.wait_line("elapsed")  # the first progress line
         t0 = time.monotonic()
-        proc.send_signal(getattr(signal, sig))
-        rc = proc.wait(10)
+        run.proc.send_signal(getattr(signal, sig))
+        rc = run.proc.wait(10)
         took = time.monotonic() - t0
     finally:
-        proc.kill()
-    while (line := lines.get(timeout=10)) != "":
-        seen.append(line)
-    err = "".join(seen)
+        err = run.finish()
     assert rc == code and took <= 2.0, (rc, took, err)
     assert "Traceback" not in err, err
     if command != "stream":

@@ -11,6 +11,8 @@ from emgfb.errors import RecordingError
 from emgfb.live import LiveSession, SessionError
 from emgfb.recording import open_recording
 
+from testkit.emgfb_process import EmgfbProcess
+
 SIM = "sim://?speed=0&seed=3"
 
 
@@ -126,11 +128,8 @@ SIM_PROC = f"sim://?speed=1&seed=5&ch=6&fs={FS_PROC}"
 
 def _start(tmp_path, command, hold_dsp_s=0.0):
     """Start ``emgfb -v live --record`` or ``emgfb -v session`` on a real-time simulated
-    board (offscreen Qt); return the process, the file and its stderr lines."""
+    board (offscreen Qt); return the process and the file."""
     import os
-    import queue
-    import subprocess
-    import sys
 
     out = tmp_path / "live.h5"
     if command == "live":
@@ -140,35 +139,7 @@ def _start(tmp_path, command, hold_dsp_s=0.0):
                 "-o", str(out)]
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen",
            "EMGFB_TEST_HOLD_DSP_S": str(hold_dsp_s)}
-    proc = subprocess.Popen([sys.executable, "-m", "emgfb", "-v", *argv], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    lines: queue.Queue[str] = queue.Queue()
-
-    def read_stderr() -> None:
-        with proc.stderr:
-            for line in proc.stderr:
-                lines.put(line)
-        lines.put("")
-
-    threading.Thread(target=read_stderr, daemon=True).start()
-    return proc, out, lines
-
-
-def _wait_line(lines, needle, timeout=60.0):
-    import queue
-    import time
-
-    seen, deadline = [], time.monotonic() + timeout
-    while True:
-        try:
-            line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
-        except queue.Empty:
-            line = ""
-        seen.append(line)
-        if needle in line:
-            return
-        if not line:
-            pytest.fail(f"never saw {needle!r}: {''.join(seen)}")
+    return EmgfbProcess(argv, env=env), out
 
 
 @pytest.mark.slow
@@ -178,18 +149,17 @@ def test_kill_9_while_dsp_is_held_up_loses_at_most_one_second(tmp_path, command)
     import signal
     import time
 
-    proc, out, lines = _start(tmp_path, command, hold_dsp_s=60)
+    run, out = _start(tmp_path, command, hold_dsp_s=60)
     try:
-        _wait_line(lines, "live session started")
+        run.wait_line("live session started")
         # the processing worker holds its first chunk for 60 s (a stalled DSP); the
         # recording must go on regardless: run 4 s, then kill -9
         threading.Event().wait(4.0)
         killed_at = time.time()
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(10)
+        os.kill(run.proc.pid, signal.SIGKILL)
+        run.proc.wait(10)
     finally:
-        proc.kill()
-        proc.wait()
+        run.finish()
     with open_recording(out) as rec:
         assert rec.recovered and rec.tick[0] == 0
         np.testing.assert_array_equal(rec.tick, np.arange(rec.n_samples))
@@ -213,21 +183,16 @@ def test_signals_end_the_window_within_two_seconds_with_the_file_complete(
     import signal
     import time
 
-    proc, out, lines = _start(tmp_path, command)
+    run, out = _start(tmp_path, command)
     try:
-        _wait_line(lines, "live session started")
+        run.wait_line("live session started")
         threading.Event().wait(1.0)  # let it record a little
         t0 = time.monotonic()
-        proc.send_signal(getattr(signal, sig))
-        rc = proc.wait(10)
+        run.proc.send_signal(getattr(signal, sig))
+        rc = run.proc.wait(10)
         took = time.monotonic() - t0
     finally:
-        proc.kill()
-        proc.wait()
-    err = []
-    while (line := lines.get(timeout=10)) != "":
-        err.append(line)
-    err = "".join(err)
+        err = run.finish()
     assert rc == code and took <= 2.0, (rc, took, err)
     assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
     with open_recording(out) as rec:
