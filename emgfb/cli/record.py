@@ -96,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
                     stopped, interrupted = " (stopped by signal)", exc
                 writer.set_document("link", source.stats.as_dict())
                 writer.set_document("clock", pump.clock_document())
-            if writer.failed and not writer.samples_written:
+            if writer.error is not None and not writer.samples_written:
                 raise writer.error
     print(f"emgfb record: {writer.samples_written} samples, {writer.lost_ticks} lost ticks "
           f"-> {args.output}{stopped}", file=sys.stderr)

@@ -150,7 +150,7 @@ class SosFilterStage:
         self.sos = np.ascontiguousarray(sos, dtype=float).reshape(-1, 6)
         self.n_channels = n_channels
         self.steady_start = steady_start
-        self._zi_unit = signal.sosfilt_zi(self.sos) if len(self.sos) else None
+        self._zi_unit = signal.sosfilt_zi(self.sos) if len(self.sos) else np.zeros((0, 2))
         self.zi: np.ndarray | None = None
 
     def reset(self) -> None:

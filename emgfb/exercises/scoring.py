@@ -49,7 +49,7 @@ MIN_VALID_FRACTION = 0.8
 MAX_LAG_S = 1.0
 
 
-def _finite(x: float) -> float | None:
+def _finite(x: np.ndarray | float | None) -> float | None:
     return float(x) if x is not None and math.isfinite(x) else None
 
 

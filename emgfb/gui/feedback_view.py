@@ -85,7 +85,9 @@ class PairRow(QtWidgets.QFrame):
         self.message.setFont(f3)
         self.message.setWordWrap(True)
         self.message.setFixedHeight(50)
-        self.message.setAlignment(QtCore.Qt.AlignLeft | QtCore.Qt.AlignTop)
+        # PyQt5's stubs type flag | flag as int; it is a Qt.Alignment at run time
+        top_left = QtCore.Qt.AlignmentFlag.AlignLeft | QtCore.Qt.AlignmentFlag.AlignTop
+        self.message.setAlignment(top_left)  # type: ignore[arg-type]
         left.addWidget(self.message)
         left.addStretch(1)
         box = QtWidgets.QWidget()
@@ -112,7 +114,7 @@ class PairRow(QtWidgets.QFrame):
         item.addItem(self.band)
         self.ceiling_line = pg.InfiniteLine(angle=0, movable=False,
                                             pen=pg.mkPen(theme.CEILING_OK, width=2,
-                                                         style=QtCore.Qt.DashLine))
+                                                         style=QtCore.Qt.PenStyle.DashLine))
         item.addItem(self.ceiling_line)
         self.healthy_curve = add_curve(self.plot, theme.HEALTHY, 2)
         self.affected_curve = add_curve(self.plot, theme.AFFECTED, 3)
@@ -162,7 +164,7 @@ class FeedbackView(QtWidgets.QWidget):
         #: A guided session's overlay (:class:`emgfb.gui.session_panel.GuidedFeedback`):
         #: when set, it gives each row's target band, ceiling and ceiling state.
         self.guide = None
-        montage = model.session.montage
+        montage = model.montage
         self.pairs = montage.pairs()
         if not self.pairs:  # no homologous pairs: show channels one by one against nothing
             self.pairs = [(c.muscle, i, i) for i, c in enumerate(montage.channels)]
@@ -282,7 +284,7 @@ class FeedbackView(QtWidgets.QWidget):
         m = self.model
         self._newest = m.newest_index
         states = list(m.session.channel_states())
-        n = m.session.montage.n_channels
+        n = m.montage.n_channels
         if len(states) != n:  # nothing configured yet
             return [ChannelState(ch, NO_SIGNAL, "waiting for data from the board")
                     for ch in range(n)]
@@ -340,7 +342,7 @@ class FeedbackView(QtWidgets.QWidget):
             colour = theme.CEILING_CROSSED if crossed else theme.CEILING_OK
             if getattr(r, "_ceiling_colour", None) != colour:
                 r._ceiling_colour = colour
-                r.ceiling_line.setPen(pg.mkPen(colour, width=2, style=QtCore.Qt.DashLine))
+                r.ceiling_line.setPen(pg.mkPen(colour, width=2, style=QtCore.Qt.PenStyle.DashLine))
         elif target is not None and math.isfinite(a):
             if a < target[0]:
                 text, colour = "▲ A little more", theme.TEXT_MUTED

@@ -13,6 +13,7 @@ import numpy as np
 
 from emgfb.gui.decimate import ScrollingTrace
 from emgfb.live import LiveSession, SessionError
+from emgfb.montage import Montage
 
 
 class DisplayModel:
@@ -32,9 +33,12 @@ class DisplayModel:
 
     def __init__(self, session: LiveSession, setup_window_s: float = 5.0,
                  feedback_window_s: float = 10.0, n_bins: int = 500):
-        if session.channels is None:  # fs and channels are known once the source opened
+        montage = session.montage
+        if montage is None:  # fs and channels are known once the source has opened
             raise SessionError("start the session before showing it")
         self.session = session
+        #: The session's montage.
+        self.montage: Montage = montage
         self.n_bins = n_bins
         self.feedback_window_s = feedback_window_s
         self.frozen = False

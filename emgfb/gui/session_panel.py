@@ -66,7 +66,9 @@ class CuePanel(QtWidgets.QFrame):
         self.text.setMinimumHeight(60)
         mid.addWidget(self.text, 1)
         self.countdown = _label(32, colour=theme.TEXT_MUTED)
-        self.countdown.setAlignment(QtCore.Qt.AlignRight | QtCore.Qt.AlignVCenter)
+        # PyQt5's stubs type flag | flag as int; it is a Qt.Alignment at run time
+        right = QtCore.Qt.AlignmentFlag.AlignRight | QtCore.Qt.AlignmentFlag.AlignVCenter
+        self.countdown.setAlignment(right)  # type: ignore[arg-type]
         self.countdown.setMinimumWidth(110)
         mid.addWidget(self.countdown)
         lay.addLayout(mid)
@@ -105,14 +107,16 @@ class SummaryPanel(QtWidgets.QFrame):
         self.title = _label(26, bold=True)
         self.lay.addWidget(self.title)
         self.body = _label(18, wrap=True)
-        self.body.setTextFormat(QtCore.Qt.RichText)
-        self.body.setAlignment(QtCore.Qt.AlignLeft | QtCore.Qt.AlignTop)
+        self.body.setTextFormat(QtCore.Qt.TextFormat.RichText)
+        # PyQt5's stubs type flag | flag as int; it is a Qt.Alignment at run time
+        top_left = QtCore.Qt.AlignmentFlag.AlignLeft | QtCore.Qt.AlignmentFlag.AlignTop
+        self.body.setAlignment(top_left)  # type: ignore[arg-type]
         self.lay.addWidget(self.body, 1)
         self.file = _label(12, colour=theme.TEXT_MUTED, wrap=True)
         self.lay.addWidget(self.file)
         self.button = QtWidgets.QPushButton("Show the live signals")
         self.button.clicked.connect(self.back)
-        self.lay.addWidget(self.button, 0, QtCore.Qt.AlignLeft)
+        self.lay.addWidget(self.button, 0, QtCore.Qt.AlignmentFlag.AlignLeft)
 
 
 class _RowOverlay:
@@ -361,7 +365,9 @@ class GuidedFeedback(QtCore.QObject):
             s.file.setText(f"Saved to {self.record_path}  ·  "
                            f"report: emgfb report {self.record_path.name} -o report.html")
         self.show_summary()
-        self.window.statusBar().showMessage(
+        bar = self.window.statusBar()
+        assert bar is not None  # a QMainWindow always makes one
+        bar.showMessage(
             f"Guided session {self.runner.protocol.name} "
             f"{'stopped' if self.driver.error else 'finished'}; recording saved", 10000)
 

@@ -62,8 +62,7 @@ class SetupView(QtWidgets.QWidget):
                  parent: QtWidgets.QWidget | None = None):
         super().__init__(parent)
         self.model = model
-        s = model.session
-        montage = s.montage
+        montage = model.montage
         outer = QtWidgets.QVBoxLayout(self)
         outer.setContentsMargins(10, 8, 10, 6)
         outer.setSpacing(6)
@@ -135,7 +134,7 @@ class SetupView(QtWidgets.QWidget):
         self.time_axis.setPen(pg.mkPen(theme.BORDER))
         self.time_axis.setTextPen(pg.mkPen(theme.TEXT_MUTED))
         self.time_axis.setLabel("time (s), newest at right")
-        self.time_axis.setCacheMode(QtWidgets.QGraphicsItem.DeviceCoordinateCache)
+        self.time_axis.setCacheMode(QtWidgets.QGraphicsItem.CacheMode.DeviceCoordinateCache)
         axis_row = self.traces.ci.addLayout(row=len(self.plots), col=0)
         axis_row.setContentsMargins(0, 0, 0, 0)
         axis_row.layout.setContentsMargins(0, 0, 0, 0)

@@ -143,20 +143,19 @@ class SourcePump:
         now = time.monotonic()
         if self._t0 is None:
             self._t0 = now
-        if self._limit is not None and now >= self._t0 + self.seconds + self.grace_s:
-            self._check_source(now)
-            return None
-        if self._limit is not None:
-            left = self._t0 + self.seconds + self.grace_s - now
-            timeout = max(0.0, min(timeout, left))
+        deadline = self._deadline()
+        if deadline is not None:
+            if now >= deadline:
+                self._check_source(now)
+                return None
+            timeout = max(0.0, min(timeout, deadline - now))
         chunk = self.source.read(timeout)
         if chunk is None or not len(chunk):
             self._check_source(time.monotonic())
             return None
         if self._first_tick is None:
             self._first_tick = int(chunk.tick[0])
-        if self._clock is not None:
-            self._observe(chunk)
+        self._observe(chunk)
         if self._limit is not None and chunk.tick[-1] - self._first_tick + 1 >= self._limit:
             keep = int(np.searchsorted(chunk.tick, self._first_tick + self._limit, side="left"))
             if keep < len(chunk):
@@ -169,15 +168,28 @@ class SourcePump:
             sink(chunk)
         return chunk
 
+    def _deadline(self) -> float | None:
+        """Monotonic time by which ``seconds`` of signal must have arrived (with the grace),
+        or None without a limit or before the first step."""
+        allowed = self._allowed_s()
+        return None if allowed is None or self._t0 is None else self._t0 + allowed
+
+    def _allowed_s(self) -> float | None:
+        """Wall time allowed for ``seconds`` of signal: the signal time plus the grace."""
+        return None if self.seconds is None else self.seconds + self.grace_s
+
     def _observe(self, chunk: Chunk) -> None:
         """Feed the rate estimator (before any cut: host_time is the chunk's last byte)."""
+        clock = self._clock
+        if clock is None:
+            return
         stats = self.source.stats
         links = (stats.reconnects, stats.seq_restarts)
         if links != self._links:  # the index is aligned by the host clock only from here
             self._links = links
-            self._clock.new_segment()
-        self._clock.observe(int(chunk.tick[-1]), chunk.host_time)
-        rate = self._clock.estimate
+            clock.new_segment()
+        clock.observe(int(chunk.tick[-1]), chunk.host_time)
+        rate = clock.estimate
         if rate is not None and rate is not self.rate:
             self.rate = rate
             if self.on_rate is not None:
@@ -200,15 +212,15 @@ class SourcePump:
             self.finish(PumpEnd.FAILED, f"{src.url or 'source'}: {src.status.detail or 'failed'}")
         elif src.finished:
             self.finish(PumpEnd.FINISHED)
-        elif self._limit is not None and now >= self._t0 + self.seconds + self.grace_s:
+        elif (deadline := self._deadline()) is not None and now >= deadline:
             st = src.status
             why = "" if st.state == "streaming" else (
                 f" ({st.state}: {st.detail})" if st.detail else f" ({st.state})")
             fs = float(src.info.fs)
             self.finish(PumpEnd.DEADLINE,
                         f"{src.url or 'source'}: only {self.ticks / fs:.1f} s of "
-                        f"{self.seconds:g} s arrived within {self.seconds + self.grace_s:g} "
-                        f"s{why}")
+                        f"{self.seconds:g} s arrived within "
+                        f"{self._allowed_s():g} s{why}")
         return self.end is not None
 
     def run(self, stop: threading.Event, timeout: float = 0.1,

@@ -183,18 +183,18 @@ class LiveSession:
         self.source = open_source(src) if isinstance(src, str) else src
         self.source.start()
         try:
-            self._configure(self.source)
+            channels, recording = self._configure(self.source)
             if self._initial_record is not None:
                 self.start_record(self._initial_record)
             if self._lsl_name or self._markers_from:
-                self.lsl = LslSink(self.channels, self._lsl_name, self._markers_from,
+                self.lsl = LslSink(channels, self._lsl_name, self._markers_from,
                                    self._insert_marker)
         except BaseException:
             self._close_sinks()
             self.source.stop()
             self.source.close()
             raise
-        sinks = [self.recording.write]
+        sinks = [recording.write]
         if self.lsl is not None:
             sinks.append(self.lsl.push_chunk)
         sinks.append(self._enqueue)
@@ -235,8 +235,8 @@ class LiveSession:
                 lsl.close()
         finally:
             if self.recording is not None:
-                pump = self._pump
-                self.recording.stop(self.source.stats.as_dict(),
+                pump, src = self._pump, self.source
+                self.recording.stop(None if src is None else src.stats.as_dict(),
                                     None if pump is None else pump.clock_document())
 
     def __enter__(self) -> LiveSession:
@@ -253,7 +253,9 @@ class LiveSession:
 
     # -- configuration -------------------------------------------------------------------
 
-    def _configure(self, source: Source) -> None:
+    def _configure(self, source: Source) -> tuple[ChannelSetup, RecordingSink]:
+        """Channels, DSP, quality, buffers and the sinks of ``source``'s run; returns the
+        channel set-up and the recording sink."""
         from emgfb.dsp import ChannelStateTracker, EnvelopePipeline, load_dsp_config
 
         try:
@@ -276,6 +278,7 @@ class LiveSession:
         self.hub = StreamHub(ch.fs, n, self.buffer_s)
         self.recording = RecordingSink(ch, self.source_url, self.subject)
         self.playback = PlaybackControl(source, self._restart_processing)
+        return ch, self.recording
 
     @property
     def montage(self) -> Montage | None:
@@ -503,8 +506,8 @@ class LiveSession:
         """Finish the recording (flushes and closes the file); returns its path."""
         if self.recording is None:
             return None
-        pump = self._pump  # still reading: its latest estimate, no refit on this thread
-        return self.recording.stop(self.source.stats.as_dict(),
+        pump, src = self._pump, self.source  # pump still reading: no refit on this thread
+        return self.recording.stop(None if src is None else src.stats.as_dict(),
                                    None if pump is None else pump.clock_document(final=False))
 
     @property
@@ -620,7 +623,8 @@ class LiveSession:
             if item is _RESTART:
                 self._pipeline.reset()
                 self._quality_checker.reset()
-                self.hub.restart()
+                if self.hub is not None:
+                    self.hub.restart()
             else:
                 self._process_chunk(item)
 
@@ -630,11 +634,13 @@ class LiveSession:
 
     def _process_chunk(self, chunk: Chunk) -> None:
         t0 = time.perf_counter()
+        ch, norm, rec, hub = self.channels, self.normalisation, self.recording, self.hub
+        # all four are made by start() before this worker runs
+        assert ch is not None and norm is not None and rec is not None and hub is not None
         counts, tick = chunk.counts, chunk.tick
         env = self._pipeline.process(counts, tick=tick)
         filtered = self._pipeline.last_filtered
-        act = self.normalisation.apply(env)
-        ch = self.channels
+        act = norm.apply(env)
         raw_uv = (counts.astype(np.float64) - ch.offset_counts) * ch.uv_per_count
         q = self._quality_checker.update(raw_uv, counts, filtered)
         rate = None if self._pump is None else self._pump.rate
@@ -644,11 +650,11 @@ class LiveSession:
         dt = time.perf_counter() - t0
         if q:
             self._quality = list(q)
-            self.recording.log_states(self._quality, int(tick[-1]))
+            rec.log_states(self._quality, int(tick[-1]))
         if self.lsl is not None:
             self.lsl.push_envelope(tick, env)
         with self._lock:
             self._counters.chunks += 1
             self._counters.dsp_seconds += dt
-        self.hub.publish(tick, chunk.host_time,
-                         {"filtered": filtered, "envelope": env, "activation": act})
+        hub.publish(tick, chunk.host_time,
+                    {"filtered": filtered, "envelope": env, "activation": act})

@@ -215,7 +215,7 @@ class SessionValues:
         """``(tick, counts, values)`` per block, in order (a fresh DSP state each call)."""
         rec = self.rec
         pipe = None
-        if self.what == "envelope":
+        if self.config is not None:  # the envelope
             from emgfb.dsp import EnvelopePipeline
 
             pipe = EnvelopePipeline(self.config, rec.fs, rec.n_channels, rec.uv_per_count,
@@ -228,7 +228,7 @@ class SessionValues:
             counts = block.counts
             if self.what == "raw":
                 values = counts
-            elif self.what == "uv":
+            elif pipe is None:
                 values = rec.to_uv(counts)
             else:
                 values = pipe.process(np.asarray(counts, np.float64), tick=block.tick)

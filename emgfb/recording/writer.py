@@ -742,9 +742,9 @@ class SessionWriter:
                 ds.id.set_extent((a + n,) + ds.shape[1:])
                 _write_rows(ds, a, rows)
         for name, parts in self._table_rows.items():
-            rows = np.concatenate(parts) if parts else np.zeros(0)
-            if len(rows):
-                _append(self._ds[name], rows)
+            table = np.concatenate(parts) if parts else np.zeros(0)
+            if len(table):
+                _append(self._ds[name], table)
             parts.clear()
         self._main_rows += n
         self._tail_n = 0
@@ -764,7 +764,8 @@ class SessionWriter:
         if self._first_tick is None:
             samples = np.zeros(len(ready), np.int64)
         else:
-            samples = S.tick_to_sample([m.tick for m in ready], self._first_tick, self._gaps)
+            samples = S.tick_to_sample(np.array([m.tick for m in ready], np.int64),
+                                       self._first_tick, self._gaps)
             samples = np.minimum(samples, self._main_rows + self._tail_n)
         _append(self._ds[S.MARKERS], _marker_rows(ready, samples))
         self._pending_markers = [m for m in self._pending_markers if m not in ready]
@@ -858,6 +859,7 @@ def write_arrays(
         raise RecordingError(
             f"{path}: counts have shape {counts.shape}, expected (n, {montage.n_channels})"
         )
+    count_dtype: np.dtype
     if counts.dtype == np.uint16:
         count_dtype = np.dtype("uint16")
     elif np.issubdtype(counts.dtype, np.integer) and (
@@ -904,8 +906,8 @@ def write_arrays(
             if host_time is not None:
                 _append(f[S.HOST_TIME], np.asarray(host_time, S.HOST_TIME_DTYPE))
             if markers:
-                samples = S.tick_to_sample([m.tick for m in markers], int(tick[0]) if n else 0,
-                                           gaps)
+                samples = S.tick_to_sample(np.array([m.tick for m in markers], np.int64),
+                                           int(tick[0]) if n else 0, gaps)
                 _append(f[S.MARKERS], _marker_rows(markers, np.minimum(samples, n)))
             for name, document in documents.items():
                 doc = S.to_json(document, name).encode("utf-8")
