@@ -19,8 +19,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print the summary of ``args.file``."""
+    from emgfb.dsp.quality import stored_states
+
     with open_recording(args.file) as rec:
         s = rec.summary()
+        end = rec.first_tick + rec.n_samples + rec.lost_ticks
+        s["channel_states"] = stored_states(rec.markers, rec.first_tick, end)
     if args.json:
         print(json.dumps(s))
         return 0
@@ -37,10 +41,27 @@ def run(args: argparse.Namespace) -> int:
         f"  board {s['board'] or '-'}, firmware {s['firmware'] or '-'}, counts {s['count_dtype']}",
     ]
     lines.append(f"  clock: {clock_line(s['clock'])}")
+    lines.append(f"  channel states: {states_line(s['channel_states'], s['channels'])}")
     if s["notes"]:
         lines.append(f"  notes: {s['notes']}")
     print("\n".join(lines))
     return 0
+
+
+def states_line(states: dict, labels: list[str]) -> str:
+    """One line about the channel states the recording stores (``StateLog`` markers)."""
+    if not states:
+        return "not stored (an older file or an import)"
+    parts = []
+    for label in labels:
+        st = states.get(label)
+        if st is None:
+            parts.append(f"{label} not assessed")
+        elif st["worst"] != "good":
+            share = st["shares"].get(st["worst"], 0.0)
+            parts.append(f"{label} {st['worst'].replace('_', ' ')} {100 * share:.0f} % of the "
+                         f"time ({st['worst_reason']})")
+    return "; ".join(parts) if parts else "every channel good throughout"
 
 
 def clock_line(doc: dict | None) -> str:

@@ -36,6 +36,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -503,6 +504,41 @@ class StateLog:
                                       f" — {first.reason}", MARKER_KIND))
                 self._logged[ch], self._pending[ch] = first.state, None
         return out
+
+    @staticmethod
+    def parse(marker: Marker) -> tuple[str, str, str] | None:
+        """``(channel label, state, reason)`` of a marker this class wrote, else None."""
+        if marker.kind != MARKER_KIND or ": " not in marker.label:
+            return None
+        label, rest = marker.label.split(": ", 1)
+        state, _, reason = rest.partition(" — ")
+        state = state.replace(" ", "_")
+        return (label, state, reason) if state in STATES else None
+
+
+def stored_states(markers: list[Marker], first_tick: int, end_tick: int
+                  ) -> dict[str, dict[str, Any]]:
+    """What a recording's channel-state markers say, per channel label: the share of
+    ``[first_tick, end_tick)`` spent in each state (``{"good": 0.97, ...}``, time before a
+    channel's first marker left out) and the reason of the worst state it was in.
+    Empty when the recording stores no states (older files, imports)."""
+    by_label: dict[str, list[tuple[int, str, str]]] = {}
+    for m in sorted(markers, key=lambda m: m.tick):
+        parsed = StateLog.parse(m)
+        if parsed is not None:
+            by_label.setdefault(parsed[0], []).append((m.tick, parsed[1], parsed[2]))
+    out: dict[str, dict[str, Any]] = {}
+    for label, changes in by_label.items():
+        spans: dict[str, int] = {}
+        for (tick, state, _), nxt in zip(changes, [*changes[1:], (end_tick, "", "")],
+                                         strict=True):
+            lo, hi = max(tick, first_tick), min(nxt[0], end_tick)
+            spans[state] = spans.get(state, 0) + max(0, hi - lo)
+        total = sum(spans.values())
+        worst = max(changes, key=lambda c: _RANK[c[1]])
+        out[label] = {"shares": {s: n / total for s, n in spans.items() if n} if total else {},
+                      "worst": worst[1], "worst_reason": worst[2]}
+    return out
 
 
 def _plateau_samples(hit: np.ndarray, min_run: int) -> int:

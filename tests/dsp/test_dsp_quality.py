@@ -197,3 +197,21 @@ def test_state_log_keeps_the_start_and_each_change_that_holds():
     no = log.feed(states("no_signal", "check"), 1000) + log.feed(states("no_signal", "check"),
                                                                   1100)
     assert [(m.tick, m.label) for m in no] == [(1000, "A: no signal — why no_signal")]
+
+
+def test_stored_states_give_each_channels_shares_and_worst_reason():
+    from emgfb.dsp import ChannelState, StateLog
+    from emgfb.dsp.quality import stored_states
+    from emgfb.records import Marker
+
+    log = StateLog(["A", "B"], hold_ticks=0)
+    marks = []
+    for tick, a in ((100, "good"), (400, "no_signal"), (600, "good")):
+        marks += log.feed([ChannelState(0, a, f"why {a}", {"x": a}),
+                           ChannelState(1, "good", "fine", {"x": "good"})], tick)
+    marks.append(Marker(500, "a note: not a state", "note"))
+    got = stored_states(marks, 0, 1100)
+    assert got["A"]["shares"] == {"good": 0.8, "no_signal": 0.2}
+    assert got["A"]["worst"] == "no_signal" and got["A"]["worst_reason"] == "why no_signal"
+    assert got["B"] == {"shares": {"good": 1.0}, "worst": "good", "worst_reason": "fine"}
+    assert stored_states([Marker(5, "x", "phase")], 0, 10) == {}

@@ -69,6 +69,19 @@ def test_the_recording_keeps_each_channels_state(eye_off: Path) -> None:
     assert eye and all(m.startswith("OOC-L: bad — flat line: electrode off") for m in eye), eye
 
 
+def test_info_says_which_channel_was_not_good_and_why(eye_off: Path, capsys) -> None:
+    import json
+
+    assert main(["info", str(eye_off)]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if "channel states:" in x)
+    assert line.strip() == ("channel states: OOC-L bad 100 % of the time (flat line: electrode"
+                            " off or lead broken; check contact and cable)"), line
+    assert main(["info", "--json", str(eye_off)]) == 0
+    states = json.loads(capsys.readouterr().out)["channel_states"]
+    assert states["OOC-L"]["shares"] == {"bad": 1.0}
+    assert all(v["worst"] == "good" for k, v in states.items() if k != "OOC-L")
+
+
 def test_report_shows_why_the_eye_scores_are_missing(eye_off: Path) -> None:
     page = build_report(eye_off)
     assert "3 of 3 reps not valid (left out of every mean): OOC-L: bad: flat line" in page
