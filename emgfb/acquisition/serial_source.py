@@ -87,6 +87,9 @@ OPTION_NAMES = (
 _PORT_TIMEOUT = 0.05  # blocking read granularity of the reader thread
 _DRAIN_QUIET = 0.05  # the board counts as quiet after this long without a byte
 _DRAIN_MAX = 1.0
+#: While draining, a board still sending this long after the last 'stop' gets it again: the
+#: first may have been lost on the link (a USB blackout eats bytes both ways).
+_STOP_RESEND = 0.2
 
 
 @dataclass(frozen=True)
@@ -412,7 +415,8 @@ class SerialSource(Source):
 
         While streaming, the reader keeps decoding after ``stop`` until the board has been
         quiet for 50 ms (at most 1 s), so every frame the board sent is counted and can
-        still be :meth:`read`. Idempotent.
+        still be :meth:`read`; a board still sending 0.2 s after a ``stop`` gets it again
+        (the link may have lost it). Idempotent.
         """
         thread, self._thread = self._thread, None
         if thread is not None and self.status.state == "streaming":
@@ -545,6 +549,7 @@ class SerialSource(Source):
         silence, poll = self.options.silence, self.options.poll
         big = dec.frame_len * 64
         last_data = time.monotonic()
+        stop_sent: float | None = None  # when 'stop' last went out, while draining
         while not self._stop_evt.is_set():
             try:
                 data = _read_some(port)
@@ -555,6 +560,12 @@ class SerialSource(Source):
                 last_data = now
             elif self._drain_evt.is_set() and now - last_data > _DRAIN_QUIET:
                 return None  # stop() was sent and the board has gone quiet
+            if self._drain_evt.is_set():
+                if stop_sent is None:
+                    stop_sent = now  # stop() sent the first one
+                elif data and now - stop_sent >= _STOP_RESEND:
+                    self._send_stop(port)  # still streaming: the first was lost
+                    stop_sent = now
             if data:
                 self._deliver(dec.feed(data), now)
             quiet = now - max(self._last_frame_mono, self._run_started)

@@ -58,6 +58,22 @@ def test_handshake_stream_and_clean_stop(emulator):
     src.stop()  # idempotent
 
 
+def test_a_stop_lost_on_the_link_is_sent_again_and_every_frame_is_read(emulator):
+    # seen in the two-process blackout test: the driver's 'stop' fell into a blackout, the
+    # board streamed on, and what it sent after the 1 s drain was never read
+    emu = emulator(n_channels=2, fs=1000, lose_stops=1)
+    src = open_source(f"serial://{emu.link}?reset_wait=0")
+    src.start()
+    read_until(src, lambda c: n_frames(c) >= 200)
+    asked = time.monotonic()
+    src.stop()
+    assert emu.lost_stops == 1 and emu.stopped_at is not None
+    # the board stopped on the repeated 'stop' while the driver still drained (the close's
+    # own 'stop' comes only after the 1 s drain limit), and every frame it sent was read
+    assert emu.stopped_at - asked < 0.9, emu.stopped_at - asked
+    assert src.stats.frames == emu.sent_seq and src.stats.lost_ticks == 0
+
+
 def test_boot_line_ends_the_reset_wait_early(emulator):
     emu = emulator(boot_line=True)
     src = SerialSource(str(emu.link), SerialOptions(reset_wait=30.0))

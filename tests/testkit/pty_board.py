@@ -63,6 +63,9 @@ class PtyTestBoard:
     mutate
         Optional ``f(seq_of_first_frame, frame_bytes) -> bytes`` applied to every batch of
         frames before writing (fault injection).
+    lose_stops
+        The link loses this many ``stop`` lines sent while streaming (a USB blackout eats
+        bytes both ways); each is counted in :attr:`lost_stops`.
     """
 
     def __init__(
@@ -74,10 +77,13 @@ class PtyTestBoard:
         boot_line: bool = False,
         mutate: Callable[[int, bytes], bytes] | None = None,
         batch: float = 0.005,
+        lose_stops: int = 0,
     ):
         self.link = Path(link)
         self.n_channels, self.fs, self.reply = n_channels, fs, reply
         self.boot_line, self.mutate, self.batch = boot_line, mutate, batch
+        self.lose_stops, self.lost_stops = lose_stops, 0
+        self.stopped_at: float | None = None  # monotonic time a stop ended a run
         self.commands: list[str] = []
         self.started = threading.Event()
         self.stopped = threading.Event()
@@ -138,7 +144,11 @@ class PtyTestBoard:
         if cmd == "start":
             self._streaming, self._t0, self.sent_seq = True, time.monotonic(), 0
             self.started.set()
+        elif cmd == "stop" and self._streaming and self.lost_stops < self.lose_stops:
+            self.lost_stops += 1  # lost on the link: the board streams on
         elif cmd == "stop":
+            if self._streaming:
+                self.stopped_at = time.monotonic()
             self._streaming = False
             self.stopped.set()
         elif cmd == "?" and not self._streaming:
