@@ -66,6 +66,25 @@ def test_a_reconnect_starts_a_new_segment_and_does_not_bias_the_rate(rng) -> Non
     assert abs(good.ppm + 4000.0) < 30.0 and good.segments == 2 and good.span_s > 35.0
 
 
+def test_a_stretch_that_arrived_late_still_counts_as_a_stretch(rng) -> None:
+    """After the second reconnect the host was busy (arrival delays 25x longer): none of
+    that stretch's points are among the earliest quarter the slope rests on, yet it is
+    one of the three stretches of board clock the recording spans (CI saw 2 reported)."""
+    fs_true = 1000.0 * (1 + 3000e-6)
+    est = SampleRateEstimator(1000.0)
+    start = 0
+    for k, (n_ticks, delay_s) in enumerate([(4000, 0.008), (4500, 0.008), (3000, 0.200)]):
+        if k:
+            est.new_segment()
+        tick = np.arange(20, n_ticks, 20) - 1 + start
+        host = 1000.0 + tick / fs_true + 0.002 + rng.exponential(delay_s, len(tick))
+        feed(est, tick, host + 0.05 * k)  # each reconnect aligned 50 ms off
+        start = int(tick[-1]) + 500
+    e = est.refit()
+    assert e is not None and e.segments == 3 and e.span_s > 10.0
+    assert abs(e.ppm - 3000.0) < 100.0
+
+
 # -- a virtual board whose clock runs 3000 ppm fast, recorded with `emgfb record` -------
 
 @pytest.fixture(scope="module")
