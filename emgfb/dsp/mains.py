@@ -28,7 +28,9 @@ hysteresis, the phase/frequency loop) is sequential by nature, with work of a fe
 multiply-adds per block of 40 samples: as numpy calls from Python it cost ~230 µs per block
 (8.7x the bare scipy chain offline), so it runs compiled with numba (``@njit(cache=True)``):
 ~10 µs per block. The machine code is cached next to the module (or in numba's user cache
-when that is read-only); a fresh install compiles once, ~3 s. That (or loading the cache,
+when that is read-only, or in ``NUMBA_CACHE_DIR``); a fresh install compiles once, ~3 s.
+Where no cache is writable (a read-only install run without a home) the kernel is compiled
+in every process, with one warning naming the way out. That (or loading the cache,
 ~0.2 s) happens when this module is imported, so before a command opens a board, never
 while a stream's samples wait. Every chunking runs each block's sums in
 the same order, so chunk parity is bit-identical. Imports numpy and numba only.
@@ -36,10 +38,15 @@ the same order, so chunk parity is bit-identical. Imports numpy and numba only.
 
 from __future__ import annotations
 
+import logging
 import math
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from numba import njit
+
+log = logging.getLogger(__name__)
 
 #: Highest harmonic frequency cancelled, as a fraction of the sample rate.
 MAX_HARMONIC_FRACTION = 0.45
@@ -207,12 +214,35 @@ class MainsCanceller:
 
 
 # ---------------------------------------------------------------------- the kernel
+_uncached_warned = False
+
+
+def _compiled(fn: Callable[..., Any]) -> Any:
+    """``fn`` compiled by numba with its machine code cached; where numba finds no
+    writable cache directory it refuses caching (RuntimeError "no locator available"), and
+    the kernel is compiled in this process only."""
+    global _uncached_warned
+    options: dict[str, Any] = {"nogil": True, "error_model": "numpy"}
+    try:
+        return njit(cache=True, **options)(fn)
+    except RuntimeError as exc:
+        if "no locator" not in str(exc):
+            raise
+        if not _uncached_warned:
+            _uncached_warned = True
+            log.warning("%s: no writable cache for the compiled mains canceller (its "
+                        "directory and numba's user cache are read-only): compiling it in "
+                        "every process (~3 s); set NUMBA_CACHE_DIR to a writable directory",
+                        __file__)
+        return njit(**options)(fn)
+
+
 # Compiled with numba: the recursion runs once per block of 40 samples, and as numpy calls
 # from Python it cost ~230 µs per block (about 80 small calls), 8x the bare scipy chain
 # offline. The maths is that of the numpy version it replaces; each block's sums run in
 # one fixed order whatever the chunking, so chunk parity stays bit-identical.
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@_compiled
 def _basis(phase, omega, shown, refc, refs, hum, leak, slope_leak):  # pragma: no cover
     """References ``exp(j·k·φ)`` of the block starting at ``phase``, the hum of the lines
     shown, the negative-frequency leak of each line and the leak of a unit slope."""
@@ -266,7 +296,7 @@ def _basis(phase, omega, shown, refc, refs, hum, leak, slope_leak):  # pragma: n
                 hum[n, c] += rc * sr[c] - rs * si[c]
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@_compiled
 def _run(x, out, buf, st, ist, omega0, fixed, ramp, fll_harmonics, amplitude, shown,
          active, quiet, prev_mean, prev_meas, refc, refs, hum, leak,
          slope_leak):  # pragma: no cover
@@ -290,7 +320,7 @@ def _run(x, out, buf, st, ist, omega0, fixed, ramp, fll_harmonics, amplitude, sh
     ist[0] = pos
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@_compiled
 def _update(buf, st, ist, omega0, fixed, ramp, fll_harmonics, amplitude, shown, active,
             quiet, prev_mean, prev_meas, refc, refs, leak, slope_leak):  # pragma: no cover
     """One block's learning step: demodulate, gate, update amplitudes, lines and loop."""

@@ -141,3 +141,33 @@ def test_sixty_hz_and_one_kilohertz(rng) -> None:
     seg = slice(int(3 * fs), n)
     left = np.std(y[seg] - (x[seg] - 80 * np.sin(2 * np.pi * 60.3 * t[seg])))
     assert 20 * np.log10(80 / np.sqrt(2) / left) >= 30
+
+
+@pytest.mark.slow
+def test_no_writable_numba_cache_still_cancels_with_one_warning(tmp_path) -> None:
+    """A read-only install run without a writable home: numba finds no cache directory and
+    refuses ``cache=True`` ("no locator available"), which made every emgfb command die on
+    import. Reproduced exactly: numba may only look in NUMBA_CACHE_DIR, a path under a file
+    (no one, root included, can create it). The kernel then compiles in the process."""
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "import numpy as np\n"
+        "from emgfb.dsp.mains import MainsCanceller\n"
+        "t = np.arange(8000) / 2000.0\n"
+        "x = (100 * np.sin(2 * np.pi * 50.2 * t))[:, None]\n"
+        "y = MainsCanceller(50.0, 2000.0, 1).process(x)\n"
+        "print(float(np.std(y[-2000:]) / np.std(x[-2000:])))\n")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(blocker / "numba"),
+               NUMBA_CACHE_LOCATOR_CLASSES="UserProvidedCacheLocator")
+    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         env=env, timeout=240, check=False)
+    assert res.returncode == 0, res.stderr
+    assert "Traceback" not in res.stderr
+    warning = [ln for ln in res.stderr.splitlines() if "NUMBA_CACHE_DIR" in ln]
+    assert len(warning) == 1 and "mains.py" in warning[0], res.stderr
+    assert float(res.stdout) < 0.01  # the hum is still cancelled (>= 40 dB)
