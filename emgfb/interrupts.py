@@ -74,6 +74,21 @@ def install() -> None:
         signal.signal(sig, _handler)
 
 
+@contextlib.contextmanager
+def installed() -> Iterator[None]:
+    """:func:`install` for the duration, in a process that goes on afterwards (a test
+    runner): on leaving, the previous handlers come back and the signals received are
+    forgotten."""
+    saved = {sig: signal.getsignal(sig) for sig in SIGNALS}
+    install()
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+        _received.clear()
+
+
 def received() -> int | None:
     """The first signal received since :func:`install`, or None."""
     return _received[0] if _received else None

@@ -25,17 +25,11 @@ class _SignalOnShow(QtWidgets.QWidget):
 def test_a_signal_while_the_window_is_set_up_still_closes_it(qapp, tmp_path):
     # before the fix the handler raised inside the show event, PyQt printed the traceback
     # and swallowed it, and the guided window ran its whole protocol (seen: 118 s)
-    saved = {sig: signal.getsignal(sig) for sig in interrupts.SIGNALS}
-    interrupts.install()
-    session = LiveSession("sim://?speed=2&seed=5", record_path=tmp_path / "s.h5")
-    try:
+    with interrupts.installed():
+        session = LiveSession("sim://?speed=2&seed=5", record_path=tmp_path / "s.h5")
         session.start()
         code = run_window(session, view="feedback",
                           on_window=lambda win: win.statusBar().addWidget(_SignalOnShow()))
-    finally:
-        for sig, handler in saved.items():
-            signal.signal(sig, handler)
         got = interrupts.received()
-        interrupts._received.clear()  # later tests in this process start with none received
     assert code == 143 and got == signal.SIGTERM
     assert not session.running
