@@ -24,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
     with open_recording(args.file) as rec:
         s = rec.summary()
         end = rec.first_tick + rec.n_samples + rec.lost_ticks
-        s["channel_states"] = stored_states(rec.markers, rec.first_tick, end)
+        s["channel_states"] = stored_states(rec.markers, rec.first_tick, end, rec.labels)
     if args.json:
         print(json.dumps(s))
         return 0

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -506,25 +507,30 @@ class StateLog:
         return out
 
     @staticmethod
-    def parse(marker: Marker) -> tuple[str, str, str] | None:
-        """``(channel label, state, reason)`` of a marker this class wrote, else None."""
-        if marker.kind != MARKER_KIND or ": " not in marker.label:
+    def parse(marker: Marker, labels: Iterable[str] = ()) -> tuple[str, str, str] | None:
+        """``(channel label, state, reason)`` of a marker this class wrote, else None.
+        ``labels``: the recording's channel labels, so a label that itself holds ": " reads
+        whole; a label not among them is taken to end at the first ": "."""
+        text = marker.label
+        if marker.kind != MARKER_KIND or ": " not in text:
             return None
-        label, rest = marker.label.split(": ", 1)
-        state, _, reason = rest.partition(" — ")
+        label = max((lb for lb in labels if text.startswith(lb + ": ")), key=len,
+                    default=text.split(": ", 1)[0])
+        state, _, reason = text[len(label) + 2:].partition(" — ")
         state = state.replace(" ", "_")
         return (label, state, reason) if state in STATES else None
 
 
-def stored_states(markers: list[Marker], first_tick: int, end_tick: int
-                  ) -> dict[str, dict[str, Any]]:
-    """What a recording's channel-state markers say, per channel label: the share of
+def stored_states(markers: list[Marker], first_tick: int, end_tick: int,
+                  labels: Iterable[str] = ()) -> dict[str, dict[str, Any]]:
+    """What a recording's channel-state markers say, per channel label (``labels``: the
+    recording's, see :meth:`StateLog.parse`): the share of
     ``[first_tick, end_tick)`` spent in each state (``{"good": 0.97, ...}``, time before a
     channel's first marker left out) and the reason of the worst state it was in.
     Empty when the recording stores no states (older files, imports)."""
     by_label: dict[str, list[tuple[int, str, str]]] = {}
     for m in sorted(markers, key=lambda m: m.tick):
-        parsed = StateLog.parse(m)
+        parsed = StateLog.parse(m, labels)
         if parsed is not None:
             by_label.setdefault(parsed[0], []).append((m.tick, parsed[1], parsed[2]))
     out: dict[str, dict[str, Any]] = {}

@@ -215,3 +215,18 @@ def test_stored_states_give_each_channels_shares_and_worst_reason():
     assert got["A"]["worst"] == "no_signal" and got["A"]["worst_reason"] == "why no_signal"
     assert got["B"] == {"shares": {"good": 1.0}, "worst": "good", "worst_reason": "fine"}
     assert stored_states([Marker(5, "x", "phase")], 0, 10) == {}
+
+
+def test_a_label_holding_a_colon_reads_whole_given_the_recordings_labels():
+    from emgfb.dsp import ChannelState, StateLog
+    from emgfb.dsp.quality import stored_states
+
+    labels = ["Zyg: L", "Zyg"]  # montage labels are free text
+    log = StateLog(labels, hold_ticks=0)
+    marks = log.feed([ChannelState(0, "bad", "flat line: electrode off", {"flat": "bad"}),
+                      ChannelState(1, "good", "fine", {"flat": "good"})], 10)
+    assert [StateLog.parse(m, labels) for m in marks] == [
+        ("Zyg: L", "bad", "flat line: electrode off"), ("Zyg", "good", "fine")]
+    got = stored_states(marks, 0, 100, labels)
+    assert got["Zyg: L"]["worst"] == "bad" and got["Zyg"]["worst"] == "good"
+    assert StateLog.parse(marks[0]) is None  # without the labels it cannot be told
