@@ -113,6 +113,7 @@ TWO_PROCESS_FAULTS = {
     "restart": "restart_every=0.5,seed=4",
     "freeze": "freeze_every=0.5,freeze_ms=100,seed=5",
     "blackout": "blackout_every=0.5,blackout_ms=100,seed=6",
+    "lost_stop": "lose_stop=0.8,seed=8",
     "frame_faults": "flip=0.002,drop_byte=0.002,drop_frame=0.002,garbage=0.002,stall=0.0005,"
                     "stall_ms=3,seed=7",
 }
@@ -166,7 +167,7 @@ def test_two_processes_driver_counters_equal_the_boards_own(kind):
         k: int(counts[v]) for k, v in _BOARD_TO_DRIVER.items()}, counts
     assert counts[{"frame_faults": "bit_flips", "false_frame": "false_frames",
                    "hiccup": "hiccups", "restart": "restarts", "freeze": "freezes",
-                   "blackout": "blackouts"}[kind]] >= 2
+                   "blackout": "blackouts", "lost_stop": "lost_stops"}[kind]] >= 2
 
 
 @pytest.mark.slow

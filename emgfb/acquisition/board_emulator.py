@@ -14,7 +14,8 @@ once and waits, stopped. Commands are ASCII lines ending in ``\\n`` (a ``\\r`` i
 ``?`` answers the ``EMGFB`` line; ``start`` begins streaming with ``seq`` at 0; ``stop``
 ends it; ``fs <Hz>`` (1..20000) and ``ch <n>`` (1..16) change the rate and channel count
 silently (ask ``?`` to confirm); anything else is answered ``ERR <reason>``. Text is only
-ever sent while stopped: while streaming, every command except ``stop`` is ignored.
+ever sent while stopped: while streaming, every command except ``stop`` is ignored (and
+with the ``lose_stop`` fault a ``stop`` may never arrive).
 
 Scheduled events (seconds of streaming, in board ticks): ``reset`` (reboot in place),
 ``restart`` (seq starts again at 0 mid-stream), ``freeze`` (no byte out, commands wait,
@@ -110,6 +111,7 @@ class BoardEmulator:
         self._fs = float(fs)
         self._clock = clock
         self._frame_faults = FrameFaults(self.faults)
+        self._link_rng = np.random.default_rng((self.faults.seed, 1))  # lose_stop draws
         self._counters = InjectedFaults()
         self._out = bytearray()
         self._inbuf = b""
@@ -268,7 +270,9 @@ class BoardEmulator:
     def _command(self, line: str) -> None:
         word, _, arg = line.partition(" ")
         if self.streaming:
-            if line == "stop":
+            if line == "stop" and self._link_rng.random() < self.faults.lose_stop:
+                self._count(lost_stops=1)  # lost on the link: the board streams on
+            elif line == "stop":
                 self._end_run()
             elif line:
                 log.debug("command %r ignored while streaming", line)

@@ -30,7 +30,9 @@ the frame after it and the effects never overlap:
 A corruption that could, by CRC-8 coincidence, form a valid frame is re-drawn, so the
 table holds exactly (``false_frame`` is the fault that plants such frames on purpose).
 Scheduled events (``*_every`` / ``*_after``: seconds of streaming, board time) are carried
-out by the emulator and its transports; see :class:`FaultPlan`.
+out by the emulator and its transports; see :class:`FaultPlan`. One fault is on the host's
+side: ``lose_stop``, a ``stop`` line lost on the link while the board streams (it
+streams on; the driver must notice and say it again).
 """
 
 from __future__ import annotations
@@ -91,6 +93,10 @@ class FaultPlan:
         Lengths of stalls (board time), outages, freezes and blackouts (wall time).
     change_channels
         Channel count of the board that comes back after ``change_after``.
+    lose_stop
+        Probability that a ``stop`` line sent while streaming is lost on the link (a USB
+        hiccup or blackout eats it): the board streams on. Drawn from its own generator,
+        so it leaves the other faults' draws as they were.
     clock_ppm
         The board's sample clock error in parts per million (+ = fast): a ceramic
         resonator is off by up to ±5000. The board samples at ``fs·(1 + clock_ppm·1e-6)``
@@ -120,6 +126,7 @@ class FaultPlan:
     freeze_ms: float = 500.0
     blackout_ms: float = 500.0
     change_channels: int = 2
+    lose_stop: float = 0.0
     clock_ppm: float = 0.0
     seed: int = 1
 
@@ -132,6 +139,10 @@ class FaultPlan:
                      "stall_ms", "outage_ms", "freeze_ms", "blackout_ms"):
             if not getattr(self, name) >= 0:
                 raise ConfigError(f"fault plan: {name}={getattr(self, name)!r}: expected >= 0")
+        if not 0.0 <= self.lose_stop <= 0.9:
+            raise ConfigError(f"fault plan: lose_stop={self.lose_stop!r}: expected a "
+                              "probability 0..0.9 (a board that never hears 'stop' would "
+                              "stream for ever)")
         if not abs(self.clock_ppm) <= 20000:
             raise ConfigError(f"fault plan: clock_ppm={self.clock_ppm!r}: expected -20000..20000")
         if not 1 <= self.garbage_max <= 4096:
@@ -212,6 +223,7 @@ class InjectedFaults:
     blackout_frames: int = 0
     changes: int = 0
     vanished: int = 0
+    lost_stops: int = 0
     expected_frames: int = 0
     expected_crc_errors: int = 0
     expected_lost_ticks: int = 0

@@ -22,7 +22,8 @@ FAULTS_HELP = (
     "false_frame, hiccup; seconds of streaming: disconnect_every, reset_every, "
     "restart_every, freeze_every, blackout_every; once after seconds: change_after, "
     "vanish_after; sizes: garbage_max, hiccup_max (bytes), stall_ms, outage_ms, freeze_ms, "
-    "blackout_ms, change_channels; seed"
+    "blackout_ms, change_channels; per 'stop' sent while streaming: lose_stop; clock_ppm; "
+    "seed"
 )
 
 

@@ -140,6 +140,23 @@ def test_a_board_that_vanishes_books_no_lost_ticks():
     assert (dec.stats.frames, dec.stats.lost_ticks) == (2000, 0)
 
 
+def test_a_lost_stop_leaves_the_board_streaming_and_is_counted():
+    emu = BoardEmulator(n_channels=2, fs=1000, pattern="ramp",
+                        faults=FaultPlan(lose_stop=0.5, seed=3))
+    emu.read()
+    emu.receive(b"start\n")
+    sent = 0
+    while emu.streaming:  # the host says 'stop' until the board hears it
+        emu.advance(100)
+        emu.receive(b"stop\n")
+        sent += 1
+    inj = emu.injected
+    assert inj.lost_stops == sent - 1 >= 1  # every 'stop' but the last was lost
+    assert emu.advance(100) == 0 and inj.frames_sent == 100 * sent
+    emu.receive(b"stop\n")  # a 'stop' while stopped is no fault
+    assert emu.injected.lost_stops == sent - 1
+
+
 def test_transport_events_stop_the_board_until_taken():
     emu = BoardEmulator(n_channels=3, fs=1000, pattern="ramp",
                         faults=FaultPlan(change_after=1, change_channels=5))
@@ -158,3 +175,5 @@ def test_fault_plan_rejects_bad_specs_in_one_line():
     with pytest.raises(ConfigError, match="expected key=value with key one of"):
         FaultPlan.from_spec("nonsense=1")
     assert FaultPlan.from_spec("hiccup=0.01,hiccup_max=64").hiccup_max == 64
+    with pytest.raises(ConfigError, match="lose_stop=1.0: expected a probability 0..0.9"):
+        FaultPlan.from_spec("lose_stop=1")
