@@ -50,17 +50,12 @@ def run(args: argparse.Namespace) -> int:
 
 def states_line(states: dict, labels: list[str]) -> str:
     """One line about the channel states the recording stores (``StateLog`` markers)."""
+    from emgfb.dsp.quality import stored_state_text
+
     if not states:
         return "not stored (an older file or an import)"
-    parts = []
-    for label in labels:
-        st = states.get(label)
-        if st is None:
-            parts.append(f"{label} not assessed")
-        elif st["worst"] != "good":
-            share = st["shares"].get(st["worst"], 0.0)
-            parts.append(f"{label} {st['worst'].replace('_', ' ')} {100 * share:.0f} % of the "
-                         f"time ({st['worst_reason']})")
+    parts = [f"{label} {stored_state_text(states.get(label))}" for label in labels
+             if states.get(label, {}).get("worst") != "good"]
     return "; ".join(parts) if parts else "every channel good throughout"
 
 

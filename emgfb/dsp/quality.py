@@ -547,6 +547,19 @@ def stored_states(markers: list[Marker], first_tick: int, end_tick: int,
     return out
 
 
+def stored_state_text(entry: dict[str, Any] | None) -> str:
+    """One channel's :func:`stored_states` entry in words: ``"good throughout"``, else its
+    worst state with that state's share of the time and its reason; ``"not assessed"``
+    when the recording stores no state for the channel."""
+    if entry is None:
+        return "not assessed"
+    worst = entry["worst"]
+    if worst == GOOD:
+        return "good throughout"
+    share = entry["shares"].get(worst, 0.0)
+    return f"{worst.replace('_', ' ')} {100 * share:.0f} % of the time ({entry['worst_reason']})"
+
+
 def _plateau_samples(hit: np.ndarray, min_run: int) -> int:
     """Samples of ``hit`` that lie in runs of at least ``min_run`` consecutive True."""
     if not hit.any():

@@ -87,6 +87,11 @@ def test_report_shows_why_the_eye_scores_are_missing(eye_off: Path) -> None:
     assert "3 of 3 reps not valid (left out of every mean): OOC-L: bad: flat line" in page
     assert "no: OOC-L: bad: flat line" in page  # beside each rep
     assert "Signal check overridden by the clinician: OOC-L bad: flat line" in page
+    # the quality table says what the live screen showed of each channel, from the file
+    quality = page.split('id="quality"')[1].split("</table>")[0]
+    assert "During the session" in quality
+    assert quality.count("good throughout") == 5
+    assert "bad 100 % of the time (flat line: electrode off" in quality
 
 
 def test_healthy_electrode_off_stops_the_headless_check(tmp_path: Path, capsys) -> None:

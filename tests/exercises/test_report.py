@@ -232,6 +232,7 @@ def test_plain_recording_without_documents(tmp_path: Path) -> None:
     p = _parse(text)
     assert not [c for c, _ in p.tables if "reps" in c.split() or "calibration" in c.split()]
     assert "Signal quality" in text and "Envelopes" in text and "No lost samples" in text
+    assert "channel states assessed live are not stored in this file" in text
     assert len(p.srcs) == 1
 
 

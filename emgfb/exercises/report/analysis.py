@@ -416,6 +416,13 @@ class SessionData:
         self._seg_end = np.concatenate((self._seg_start[1:], [rec.n_samples]))
         self.overview = Trace(np.zeros(0), np.zeros((0, rec.n_channels), np.float32))
         self.quality: list[dict[str, Any]] = []
+        # what the screen showed of each channel, as the recording stores it (empty for
+        # older files and imports)
+        from emgfb.dsp.quality import stored_states
+
+        self.channel_states = stored_states(
+            rec.markers, int(rec.first_tick), int(rec.first_tick) + rec.n_samples
+            + int(rec.lost_ticks), rec.labels)
         self._traces: dict[tuple[int, int], Trace] = {}
         self._reps: dict[tuple[int, int], np.ndarray] = {}
 

@@ -251,6 +251,8 @@ def _state_cell(value: str, state: str) -> Raw:
 
 
 def _section_quality(s: SessionData, quality: list[dict[str, Any]]) -> str:
+    from emgfb.dsp.quality import stored_state_text
+
     rec = s.rec
     keys = [("rest_rms_uv", "rest_rms"), ("mains_db", "mains"), ("motion_ratio", "motion"),
             ("clipping_pct", "clipping"), ("flat_pct", "flat")]
@@ -263,8 +265,18 @@ def _section_quality(s: SessionData, quality: list[dict[str, Any]]) -> str:
         state = qd.get("state", "unknown")
         row.append(Raw(f'<span class="badge {esc(state)}">{esc(state)}</span> '
                        f'{esc(qd.get("hint", ""))}'))
+        if s.channel_states:
+            row.append(stored_state_text(s.channel_states.get(rec.labels[i])))
         rows.append(row)
     heads = ["Channel"] + [metric_heading(METRICS[k]) for k, _ in keys] + ["Assessment"]
+    if s.channel_states:
+        heads.append("During the session")
+        live = ("<p class=\"note\">During the session: each channel's state as assessed "
+                "live (what a session's screen shows), stored with the recording: its "
+                "worst state, that state's share of the time, and why.</p>")
+    else:
+        live = ("<p class=\"note\">The channel states assessed live are not stored in "
+                "this file (an older file or an import).</p>")
     where = ("rest steps of the protocol" if any(
         str(st.get("kind")) in ("rest", "post-rest") for st in s.steps)
         else "the quietest 20 % of 1 s windows")
@@ -275,7 +287,9 @@ def _section_quality(s: SessionData, quality: list[dict[str, Any]]) -> str:
             f"{q.rest_rms_warn_uv:g} / bad {q.rest_rms_bad_uv:g} µV, mains warn "
             f"{q.mains_db_warn:g} / bad {q.mains_db_bad:g} dB, clipping warn "
             f"{q.clipping_warn_pct:g} / bad {q.clipping_bad_pct:g} %.</p>"
-            + table(heads, rows, numeric=[False, True, True, True, True, True, False]))
+            + live
+            + table(heads, rows, numeric=[False, True, True, True, True, True, False]
+                    + [False] * bool(s.channel_states)))
 
 
 def _section_gaps(s: SessionData) -> str:
