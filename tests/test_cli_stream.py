@@ -113,7 +113,7 @@ TWO_PROCESS_FAULTS = {
     "restart": "restart_every=0.5,seed=4",
     "freeze": "freeze_every=0.5,freeze_ms=100,seed=5",
     "blackout": "blackout_every=0.5,blackout_ms=100,seed=6",
-    "lost_stop": "lose_stop=0.8,seed=8",
+    "lost_stop": "lose_stop=0.8,seed=10",  # the first two lost
     "frame_faults": "flip=0.002,drop_byte=0.002,drop_frame=0.002,garbage=0.002,stall=0.0005,"
                     "stall_ms=3,seed=7",
 }
