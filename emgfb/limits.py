@@ -129,6 +129,9 @@ def _fmt(x: float | None) -> str:
 SAMPLE_RATE_HZ = Limit(float, 1, 20_000, unit="Hz")
 #: Voltage gain of an EMG front-end, electrode to ADC.
 FRONTEND_GAIN = Limit(float, 1e-3, 1e6)
+#: A board's sample-clock error in ppm (+ = fast): a ceramic resonator is within ±5000; a
+#: measured error beyond this is not a clock but a source not paced in real time.
+CLOCK_PPM = Limit(float, -20_000, 20_000, unit="ppm")
 #: Channels of a board or source.
 CHANNELS = Limit(int, 1, 16)
 #: How long to record or stream, in seconds (one week at most).

@@ -204,3 +204,25 @@ def test_a_live_recording_stores_the_clock_document_too(tmp_path) -> None:
         assert s.wait_for_index(500, timeout=30)
     with open_recording(out) as rec:
         assert rec.clock["estimated"] is False and "unpaced" in rec.clock["reason"]
+
+
+@pytest.mark.slow
+def test_the_simulated_board_runs_on_its_own_clock(tmp_path) -> None:
+    """sim:// at speed 1 delivers samples at its clock's true rate, as a board with that
+    resonator does, so the measured rate matches the clock its hum was placed by."""
+    out = tmp_path / "sim.h5"
+    assert main(["record", "--source", "sim://?clock_ppm=3000&seed=3", "--seconds", "11",
+                 "--subject", "P001", "-o", str(out)]) == 0
+    with open_recording(out) as rec:
+        clock = rec.clock
+    assert clock["estimated"] is True, clock
+    assert abs(clock["ppm"] - 3000.0) < TOLERANCE_PPM, clock
+
+
+def test_a_simulator_at_another_speed_says_why_its_clock_is_not_measured(tmp_path) -> None:
+    out = tmp_path / "fast.h5"
+    assert main(["record", "--source", "sim://?speed=4&seed=3", "--seconds", "12",
+                 "--subject", "P001", "-o", str(out)]) == 0
+    with open_recording(out) as rec:
+        clock = rec.clock
+    assert clock["estimated"] is False and "not paced in real time" in clock["reason"]

@@ -82,3 +82,42 @@ def test_a_silent_source_ends_at_the_deadline(monkeypatch):
     assert pump.end is PumpEnd.DEADLINE
     assert pump.problem == "fake://: only 0.2 s of 1 s arrived within 3 s"
     assert steps == pytest.approx(30, abs=1)
+
+
+class PacedSource(ScriptedSource):
+    """Chunks whose host receive times run ``pace`` times the board's nominal rate."""
+
+    def __init__(self, n_chunks: int, pace: float) -> None:
+        super().__init__(n_chunks)
+        self.pace = pace
+
+    def read(self, timeout: float | None = 0.1) -> Chunk | None:
+        chunk = super().read(timeout)
+        if chunk is None:
+            return None
+        host = 1000.0 + (int(chunk.tick[-1]) + 1) / (INFO.fs * self.pace)
+        return Chunk(chunk.tick, chunk.counts, chunk.overrun, host)
+
+
+def _run_paced(pace: float) -> SourcePump:
+    pump = SourcePump(PacedSource(300, pace), seconds=None)
+    for _ in range(300):
+        pump.step(0)
+    return pump
+
+
+def test_a_board_clock_off_by_3000_ppm_is_measured():
+    pump = _run_paced(1.003)
+    assert pump.rate is not None and abs(pump.rate.ppm - 3000.0) < 1.0
+    assert pump.clock_document()["estimated"] is True
+
+
+def test_a_rate_no_board_clock_could_have_is_not_adopted(caplog):
+    # a simulator paced at 1.5x real time once moved the mains filter to 33 Hz
+    with caplog.at_level("WARNING", logger="emgfb.live.pump"):
+        pump = _run_paced(1.5)
+        doc = pump.clock_document()
+    assert pump.rate is None and doc["estimated"] is False
+    assert doc["reason"].startswith("implausible: measured +500000 ppm from nominal")
+    said = [r.getMessage() for r in caplog.records if "beyond any board clock" in r.getMessage()]
+    assert len(said) == 1 and "fake://" in said[0] and "not used" in said[0]

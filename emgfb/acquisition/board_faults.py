@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 
 from emgfb.errors import ConfigError
+from emgfb.limits import CLOCK_PPM
 from emgfb.protocol import (
     INFO_CHANNELS_MASK,
     INFO_RESERVED_MASK,
@@ -143,8 +144,7 @@ class FaultPlan:
             raise ConfigError(f"fault plan: lose_stop={self.lose_stop!r}: expected a "
                               "probability 0..0.9 (a board that never hears 'stop' would "
                               "stream for ever)")
-        if not abs(self.clock_ppm) <= 20000:
-            raise ConfigError(f"fault plan: clock_ppm={self.clock_ppm!r}: expected -20000..20000")
+        CLOCK_PPM.check(self.clock_ppm, "clock_ppm", "fault plan")
         if not 1 <= self.garbage_max <= 4096:
             raise ConfigError(f"fault plan: garbage_max={self.garbage_max!r}: expected 1..4096")
         if not 2 <= self.hiccup_max <= 65536:

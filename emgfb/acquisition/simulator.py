@@ -28,6 +28,7 @@ from scipy import signal
 
 from emgfb.config import FrontendSpec, load_frontend
 from emgfb.errors import ConfigError
+from emgfb.limits import CLOCK_PPM
 from emgfb.montage import MUSCLES, Montage
 
 log = logging.getLogger(__name__)
@@ -224,8 +225,7 @@ class FacialEmgModel:
         self._hum_phase = setup_rng.uniform(0, 2 * np.pi, n_ch)
         drawn = float(setup_rng.uniform(-_CLOCK_PPM_MAX, _CLOCK_PPM_MAX))
         self.clock_ppm = drawn if clock_ppm is None else float(clock_ppm)
-        if not abs(self.clock_ppm) < 1e5:
-            raise ConfigError(f"simulator: clock_ppm = {clock_ppm!r}: expected |ppm| < 1e5")
+        CLOCK_PPM.check(self.clock_ppm, "clock_ppm", "simulator")
         if not (0.0 <= grid_drift_hz <= 2.0 and grid_period_s > 0):
             raise ConfigError(f"simulator: grid_drift_hz = {grid_drift_hz!r}, grid_period_s = "
                               f"{grid_period_s!r}: expected 0..2 Hz and a period > 0 s")

@@ -60,7 +60,8 @@ class Source(abc.ABC):
     it with ``getattr``: :attr:`montage` (the channels, if the source knows them),
     :meth:`scale` (its counts-to-µV scale, if it knows it), :attr:`playback` (seek,
     speed and position, for recorded sources), :attr:`on_demand` (frames made as they
-    are read) and :attr:`face` (the simulated face an autopilot can steer).
+    are read), :attr:`realtime` (host time runs with the board's clock) and :attr:`face`
+    (the simulated face an autopilot can steer).
     """
 
     url: str = ""
@@ -90,6 +91,13 @@ class Source(abc.ABC):
         a slow reader loses nothing by waiting. False for boards, whose frames arrive
         whether read or not."""
         return False
+
+    @property
+    def realtime(self) -> bool:
+        """True when frames reach the host at the board's own pace (boards, a simulator at
+        speed 1), so host receive times measure the board's clock; False for a simulator
+        paced faster or slower, an unpaced one or a replay."""
+        return not self.on_demand and self.playback is None
 
     def scale(self) -> tuple[Any, Any] | None:
         """``(uv_per_count, offset_counts)`` when the source knows its own counts-to-µV

@@ -28,6 +28,7 @@ import numpy as np
 
 from emgfb.acquisition.source import Source
 from emgfb.dsp.clock import RateEstimate, SampleRateEstimator, clock_document
+from emgfb.limits import CLOCK_PPM
 from emgfb.records import Chunk
 
 log = logging.getLogger(__name__)
@@ -105,9 +106,13 @@ class SourcePump:
             self._clock_reason = "playback: a recording's host times are not its board's clock"
         elif source.on_demand:
             self._clock_reason = "unpaced source: frames are made as they are read"
+        elif not source.realtime:
+            self._clock_reason = ("not paced in real time (a simulator at another speed): "
+                                  "host time does not run with its clock")
         else:
             self._clock = SampleRateEstimator(fs)
         self._links = (0, 0)  # reconnects and counter restarts seen
+        self._implausible_said = False
 
     @property
     def done(self) -> bool:
@@ -190,10 +195,24 @@ class SourcePump:
             clock.new_segment()
         clock.observe(int(chunk.tick[-1]), chunk.host_time)
         rate = clock.estimate
-        if rate is not None and rate is not self.rate:
+        if rate is not None and rate is not self.rate and self._plausible(rate):
             self.rate = rate
             if self.on_rate is not None:
                 self.on_rate(self.clock_document(final=False))
+
+    def _plausible(self, rate: RateEstimate) -> bool:
+        """A fit beyond any board clock's error is not adopted (it would move the mains
+        filter and every exported time axis): said once, in the log."""
+        if CLOCK_PPM.ok(rate.ppm):
+            return True
+        if not self._implausible_said:
+            self._implausible_said = True
+            self._clock_reason = (f"implausible: measured {rate.ppm:+.0f} ppm from nominal, "
+                                  "beyond any board clock (a source not paced in real time?)")
+            log.warning("%s: measured sample rate %.1f Hz is %+.0f ppm from the nominal %g Hz, "
+                        "beyond any board clock (expected %s): not used", self.source.url,
+                        rate.fs_hz, rate.ppm, self.source.info.fs, CLOCK_PPM.expected)
+        return False
 
     def clock_document(self, final: bool = True) -> dict:
         """The recording's ``clock`` document: nominal and estimated rate, ppm, its
@@ -202,7 +221,9 @@ class SourcePump:
         ``final``: fit once more over every point (call at the end, on the reading thread
         or after it stopped)."""
         if self._clock is not None and final:
-            self.rate = self._clock.refit() or self.rate
+            rate = self._clock.refit()
+            if rate is not None and self._plausible(rate):
+                self.rate = rate
         return clock_document(self.source.info.fs, self.rate, self._clock_reason)
 
     def _check_source(self, now: float) -> bool:
