@@ -9,6 +9,7 @@ that nothing has to import ``acquisition`` for a type. Imports nothing from emgf
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -102,6 +103,11 @@ class Chunk:
         was received.
     markers
         Markers that fall inside this chunk (replay); live sources leave it empty.
+    host_clock
+        The same moment on the host's steady clock
+        (:func:`~emgfb.acquisition.source.steady_clock`: never stepped or slewed by time
+        synchronisation), which the board's rate is measured against; NaN when the source
+        does not give it (then ``host_time`` is used).
     """
 
     tick: np.ndarray
@@ -109,6 +115,7 @@ class Chunk:
     overrun: np.ndarray
     host_time: float
     markers: tuple[Marker, ...] = ()
+    host_clock: float = math.nan
 
     def __len__(self) -> int:
         return len(self.tick)

@@ -87,20 +87,24 @@ def test_a_silent_source_ends_at_the_deadline(monkeypatch):
 class PacedSource(ScriptedSource):
     """Chunks whose host receive times run ``pace`` times the board's nominal rate."""
 
-    def __init__(self, n_chunks: int, pace: float) -> None:
+    def __init__(self, n_chunks: int, pace: float, wall_slew_ppm: float | None = None) -> None:
         super().__init__(n_chunks)
-        self.pace = pace
+        self.pace, self.slew = pace, wall_slew_ppm
 
     def read(self, timeout: float | None = 0.1) -> Chunk | None:
         chunk = super().read(timeout)
         if chunk is None:
             return None
         host = 1000.0 + (int(chunk.tick[-1]) + 1) / (INFO.fs * self.pace)
-        return Chunk(chunk.tick, chunk.counts, chunk.overrun, host)
+        if self.slew is None:
+            return Chunk(chunk.tick, chunk.counts, chunk.overrun, host)
+        # the wall clock is being slewed by time synchronisation; the steady clock is not
+        wall = 2e9 + (host - 1000.0) * (1 + self.slew * 1e-6)
+        return Chunk(chunk.tick, chunk.counts, chunk.overrun, wall, host_clock=host)
 
 
-def _run_paced(pace: float) -> SourcePump:
-    pump = SourcePump(PacedSource(300, pace), seconds=None)
+def _run_paced(pace: float, wall_slew_ppm: float | None = None) -> SourcePump:
+    pump = SourcePump(PacedSource(300, pace, wall_slew_ppm), seconds=None)
     for _ in range(300):
         pump.step(0)
     return pump
@@ -110,6 +114,12 @@ def test_a_board_clock_off_by_3000_ppm_is_measured():
     pump = _run_paced(1.003)
     assert pump.rate is not None and abs(pump.rate.ppm - 3000.0) < 1.0
     assert pump.clock_document()["estimated"] is True
+
+
+def test_the_rate_is_measured_on_the_steady_clock_not_the_slewed_wall_clock():
+    # an NTP daemon slewing the wall clock by 500 ppm would otherwise bias it by as much
+    pump = _run_paced(1.003, wall_slew_ppm=-500.0)
+    assert pump.rate is not None and abs(pump.rate.ppm - 3000.0) < 1.0
 
 
 def test_a_rate_no_board_clock_could_have_is_not_adopted(caplog):

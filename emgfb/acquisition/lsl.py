@@ -52,7 +52,14 @@ from typing import Any
 import numpy as np
 
 from emgfb import __version__
-from emgfb.acquisition.source import Chunk, Marker, Source, query_param, register_scheme
+from emgfb.acquisition.source import (
+    Chunk,
+    Marker,
+    Source,
+    query_param,
+    register_scheme,
+    steady_clock,
+)
 from emgfb.errors import ConfigError, DeviceError
 from emgfb.montage import MUSCLES, SIDES, Channel, Montage
 from emgfb.protocol import BoardInfo
@@ -668,7 +675,7 @@ class LslSource(Source):
                            "sending program stopped or left the network")
             return None
         self._last_sample = time.monotonic()
-        host_time = time.time()
+        host_time, host_clock = time.time(), steady_clock()
         x = np.asarray(samples, dtype=np.float64).reshape(len(stamps), -1)
         ts = np.asarray(stamps, dtype=np.float64)
         if len(self._held_ts):  # the rest of a batch the last pull cut
@@ -684,7 +691,7 @@ class LslSource(Source):
         counts = self._quantise(x)
         overrun = np.zeros(len(ticks), dtype=bool)
         self.stats.frames += len(ticks)
-        return Chunk(ticks, counts, overrun, host_time)
+        return Chunk(ticks, counts, overrun, host_time, host_clock=host_clock)
 
     def _fail(self, why: str) -> None:
         self.status.state, self.status.detail = "failed", f"LSL: {why}"

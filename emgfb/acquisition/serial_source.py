@@ -57,6 +57,7 @@ from emgfb.acquisition.source import (
     SourceStats,
     query_param,
     register_scheme,
+    steady_clock,
 )
 from emgfb.errors import ConfigError, DeviceError, ProtocolError
 from emgfb.protocol import (
@@ -351,7 +352,9 @@ class SerialSource(Source):
         self._port: serial.SerialBase | None = None
         self._decoder: FrameDecoder | None = None
         self._base = SourceStats()  # counters of retired decoders and reconnect gaps
-        self._queue: collections.deque[tuple[DecodedFrames, float]] = collections.deque()
+        # decoded frames with the wall and steady host times their last byte arrived
+        self._queue: collections.deque[tuple[DecodedFrames, float, float]] = \
+            collections.deque()
         self._cond = threading.Condition()
         self._stop_evt = threading.Event()
         self._drain_evt = threading.Event()  # stop() sent 'stop': read until quiet, then end
@@ -401,13 +404,14 @@ class SerialSource(Source):
         if not items:
             return None
         if len(items) == 1:
-            frames, host_time = items[0]
-            return Chunk(frames.tick, frames.counts, frames.overrun, host_time)
+            frames, host_time, host_clock = items[0]
+            return Chunk(frames.tick, frames.counts, frames.overrun, host_time,
+                         host_clock=host_clock)
         return Chunk(
-            np.concatenate([f.tick for f, _ in items]),
-            np.concatenate([f.counts for f, _ in items]),
-            np.concatenate([f.overrun for f, _ in items]),
-            items[-1][1],
+            np.concatenate([f.tick for f, _, _ in items]),
+            np.concatenate([f.counts for f, _, _ in items]),
+            np.concatenate([f.overrun for f, _, _ in items]),
+            items[-1][1], host_clock=items[-1][2],
         )
 
     def stop(self) -> None:
@@ -582,7 +586,7 @@ class SerialSource(Source):
                 self._book_reconnect_gap(frames, now)
             self._last_frame_mono = now
             with self._cond:
-                self._queue.append((frames, time.time()))
+                self._queue.append((frames, time.time(), steady_clock()))
                 self._queued += len(frames)
                 if self._queued > self._queue_limit:
                     self._drop_oldest(self._queued - self._queue_limit)
@@ -594,14 +598,14 @@ class SerialSource(Source):
         self._base.overflow_frames += n
         self._queued -= n
         while n > 0:
-            frames, host_time = self._queue[0]
+            frames, host_time, host_clock = self._queue[0]
             if len(frames) <= n:
                 self._queue.popleft()
                 n -= len(frames)
             else:
                 self._queue[0] = (
                     DecodedFrames(frames.tick[n:], frames.counts[n:], frames.overrun[n:]),
-                    host_time,
+                    host_time, host_clock,
                 )
                 n = 0
         if not self._overflowing:  # say it once per episode, not per batch

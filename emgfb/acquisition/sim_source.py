@@ -40,7 +40,13 @@ import time
 
 from emgfb import __version__
 from emgfb.acquisition.simulator import OFF_MODES, SCRIPTS, FacialEmgModel
-from emgfb.acquisition.source import Chunk, Source, query_param, register_scheme
+from emgfb.acquisition.source import (
+    Chunk,
+    Source,
+    query_param,
+    register_scheme,
+    steady_clock,
+)
 from emgfb.errors import ConfigError
 from emgfb.limits import CHANNELS, CLOCK_PPM, SAMPLE_RATE_HZ, SPEED
 from emgfb.montage import Montage, default_montage, load_montage
@@ -197,7 +203,8 @@ class SimSource(Source):
         self._next_tick += n
         frames = self.decoder.feed(data)
         self._sync_stats()
-        return Chunk(frames.tick, frames.counts, frames.overrun, time.time())
+        return Chunk(frames.tick, frames.counts, frames.overrun, time.time(),
+                     host_clock=steady_clock())
 
     @property
     def realtime(self) -> bool:

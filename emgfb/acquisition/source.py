@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import abc
 import logging
+import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from urllib.parse import parse_qsl, urlsplit
@@ -46,6 +47,18 @@ class Playback(Protocol):
 
     def seek(self, seconds: float) -> None:
         """Continue delivery from ``seconds`` into the recording."""
+
+
+#: The host clock a board's rate is measured against: CLOCK_MONOTONIC_RAW (the host's own
+#: oscillator, never stepped nor slewed: NTP daemons slew the other clocks by up to 500 ppm,
+#: chrony by far more while it corrects an offset) where the OS has it.
+_STEADY = getattr(time, "CLOCK_MONOTONIC_RAW", None)
+
+
+def steady_clock() -> float:
+    """Seconds on the host's steady clock (:attr:`~emgfb.records.Chunk.host_clock`):
+    ``CLOCK_MONOTONIC_RAW`` where the OS has it, else :func:`time.monotonic`."""
+    return time.clock_gettime(_STEADY) if _STEADY is not None else time.monotonic()
 
 
 class Source(abc.ABC):

@@ -18,8 +18,10 @@ whenever the source reconnected or the board's counter restarted. Imports
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -164,8 +166,9 @@ class SourcePump:
         if self._limit is not None and chunk.tick[-1] - self._first_tick + 1 >= self._limit:
             keep = int(np.searchsorted(chunk.tick, self._first_tick + self._limit, side="left"))
             if keep < len(chunk):
-                chunk = Chunk(chunk.tick[:keep], chunk.counts[:keep], chunk.overrun[:keep],
-                              chunk.host_time, chunk.markers)
+                chunk = dataclasses.replace(chunk, tick=chunk.tick[:keep],
+                                            counts=chunk.counts[:keep],
+                                            overrun=chunk.overrun[:keep])
             self.end = PumpEnd.SECONDS
         self.ticks = int(chunk.tick[-1]) - self._first_tick + 1
         self.samples += len(chunk)
@@ -193,7 +196,8 @@ class SourcePump:
         if links != self._links:  # the index is aligned by the host clock only from here
             self._links = links
             clock.new_segment()
-        clock.observe(int(chunk.tick[-1]), chunk.host_time)
+        steady = chunk.host_clock
+        clock.observe(int(chunk.tick[-1]), steady if math.isfinite(steady) else chunk.host_time)
         rate = clock.estimate
         if rate is not None and rate is not self.rate and self._plausible(rate):
             self.rate = rate
