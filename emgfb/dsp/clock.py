@@ -38,7 +38,8 @@ class RateEstimate:
     ppm
         Deviation from the nominal rate in parts per million (+ = the board runs fast).
     uncertainty_ppm
-        About one standard error of ``ppm`` (spread of the fitted points over the span).
+        A conservative standard error of ``ppm`` (each stretch's spread of arrivals above the
+        line over the time it spans; see :data:`_UNCERTAINTY_SCALE`).
     span_s
         Host seconds the fit covers.
     points
