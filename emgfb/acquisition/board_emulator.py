@@ -323,15 +323,26 @@ class BoardEmulator:
     def _end_run(self) -> None:
         """Stop streaming; tick losses no later frame can reveal become unsettled."""
         self.streaming = False
+        self._abandon_losses()
+        self._count(unsettled_lost_ticks=self._blackout)
+        self._freeze = self._blackout = 0
+
+    def _abandon_losses(self) -> None:
+        """The run ends or restarts: what no later frame can reveal becomes unsettled.
+
+        A stall cut short ends here: its ticks still to come are not lost (after a stop
+        they are not part of the run, after a restart they are sent), and no frame will
+        carry its overrun flag.
+        """
         if self._unconfirmed is not None:  # a gap frame nothing confirmed: suspect
             self._count(expected_suspect_frames=1, expected_bytes_skipped=self.frame_len,
-                        unsettled_lost_ticks=self._unconfirmed.get("lost", 0))
+                        unsettled_lost_ticks=self._unconfirmed.get("lost", 0),
+                        unsettled_overrun_flags=self._unconfirmed.get("overrun", 0))
             self._unconfirmed = None
-        self._count(unsettled_lost_ticks=self._pending.get("lost", 0) + self._skip
-                    + self._blackout)
-        self._pending = {}
-        self._skip = self._freeze = self._blackout = 0
-        self._overrun_next = False
+        self._count(stalled_ticks=-self._skip,
+                    unsettled_lost_ticks=self._pending.get("lost", 0) - self._skip,
+                    unsettled_overrun_flags=self._pending.get("overrun", 0))
+        self._pending, self._skip, self._overrun_next = {}, 0, False
 
     # -- schedules ---------------------------------------------------------------------
 
@@ -361,13 +372,7 @@ class BoardEmulator:
     def _on_restart(self) -> None:
         """The firmware starts its run again: seq 0 at the next tick, no tick lost."""
         self._count(restarts=1)
-        if self._unconfirmed is not None:  # its successor will not confirm it: suspect
-            self._count(expected_suspect_frames=1, expected_bytes_skipped=self.frame_len,
-                        unsettled_lost_ticks=self._unconfirmed.get("lost", 0))
-            self._unconfirmed = None
-        # losses in flight are hidden by the seq step; a stall in progress ends here
-        self._count(unsettled_lost_ticks=self._pending.get("lost", 0) + self._skip)
-        self._pending, self._skip, self._overrun_next = {}, 0, False
+        self._abandon_losses()  # losses in flight are hidden by the seq step
         self._seq_base = self._tick
         step = (0 - self._prev_seq) % SEQ_MODULUS
         if step > MAX_LINK_GAP:  # a decoder sees a restart

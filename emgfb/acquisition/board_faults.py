@@ -199,7 +199,10 @@ class InjectedFaults:
     Tick losses are booked into ``expected_*`` only when a later frame of the same run
     confirms them (only then can a decoder see the gap); losses no later frame reveals
     go to ``unsettled_lost_ticks``, and a last frame that nothing confirmed to
-    ``expected_suspect_frames`` instead of ``expected_frames``. Ticks lost in outages,
+    ``expected_suspect_frames`` instead of ``expected_frames``; the overrun flag of a
+    stall that no frame carries (the run stopped or restarted first) goes to
+    ``unsettled_overrun_flags``, so ``expected_overrun_flags + unsettled_overrun_flags
+    == stalls``. Ticks lost in outages,
     freezes and blackouts are measured by the driver's clock, not booked here;
     ``outage_s`` sums the time from each link event to the next ``start``.
     """
@@ -232,6 +235,7 @@ class InjectedFaults:
     expected_suspect_frames: int = 0
     expected_seq_restarts: int = 0
     unsettled_lost_ticks: int = 0
+    unsettled_overrun_flags: int = 0
     outage_s: float = 0.0
 
     def as_dict(self) -> dict[str, float]:

@@ -100,6 +100,21 @@ def test_a_counter_restart_mid_stream_is_no_loss():
     assert_genuine(tick, counts)
 
 
+@pytest.mark.parametrize("restart_every", [0, 1.5])
+def test_a_stall_cut_short_by_stop_or_restart_loses_only_its_elapsed_ticks(restart_every):
+    """Found under load in CI: a stop inside a stall booked the stall's rest twice."""
+    plan = FaultPlan(stall=0.01, stall_ms=400, restart_every=restart_every, seed=4)
+    emu, dec, tick, counts = stream(plan, 5.05)
+    inj = emu.injected
+    assert_exact(emu, dec)
+    assert inj.unsettled_overrun_flags >= 1  # some stall was cut short, its flag never sent
+    assert inj.expected_overrun_flags + inj.unsettled_overrun_flags == inj.stalls
+    assert inj.frames_sent + inj.stalled_ticks == 5050  # every tick was sent or stalled
+    assert inj.expected_lost_ticks + inj.unsettled_lost_ticks == inj.stalled_ticks
+    if not restart_every:  # a restart hides how many ticks its seq step skipped
+        assert_genuine(tick, counts)
+
+
 def test_a_freeze_that_resumes_loses_nothing_and_delays_commands():
     emu, dec, tick, counts = stream(FaultPlan(freeze_every=5, freeze_ms=300), 12)
     assert emu.injected.freezes == 2
