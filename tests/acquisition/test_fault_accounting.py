@@ -15,7 +15,7 @@ import pytest
 from emgfb.acquisition.source import open_source
 from emgfb.acquisition.virtual_board import FaultPlan, VirtualBoard
 
-from testkit.pty_board import drain, read_until
+from testkit.pty_board import UNPACED_QUEUE, drain, read_until
 
 
 def ramp_ok(run_tick: np.ndarray, counts: np.ndarray) -> np.ndarray:
@@ -27,7 +27,7 @@ def test_frame_faults_are_counted_exactly_and_never_delivered():
     plan = FaultPlan(flip=0.004, drop_byte=0.004, drop_frame=0.004, garbage=0.004,
                      stall=0.001, stall_ms=3, seed=11)
     with VirtualBoard(n_channels=6, fs=2000, speed=0, pattern="ramp", faults=plan) as board:
-        src = open_source(f"serial://{board.port}?reset_wait=0&poll=0")
+        src = open_source(f"serial://{board.port}?reset_wait=0&poll=0&{UNPACED_QUEUE}")
         src.start()
         chunks = read_until(src, lambda c: sum(map(len, c)) >= 20_000)
         src.stop()

@@ -19,7 +19,7 @@ from emgfb.acquisition.source import open_source
 from emgfb.acquisition.virtual_board import VirtualBoard
 from emgfb.errors import ConfigError
 
-from testkit.pty_board import drain, n_frames, read_until
+from testkit.pty_board import UNPACED_QUEUE, drain, n_frames, read_until
 
 
 def assert_counts_equal(st, inj) -> None:
@@ -52,7 +52,7 @@ PLANS = {
 def test_each_link_fault_through_a_pty_is_counted_exactly(kind):
     plan, counter = PLANS[kind]
     with VirtualBoard(n_channels=6, fs=1000, speed=0, pattern="ramp", faults=plan) as board:
-        src = open_source(f"serial://{board.port}?reset_wait=0&poll=0")
+        src = open_source(f"serial://{board.port}?reset_wait=0&poll=0&{UNPACED_QUEUE}")
         src.start()
         chunks = read_until(src, lambda c: n_frames(c) >= 8000)
         src.stop()

@@ -17,6 +17,8 @@ from emgfb.acquisition.tcp_board import TcpBoard
 from emgfb.acquisition.virtual_board import FaultPlan, VirtualBoard
 from emgfb.errors import ConfigError, DeviceError
 
+from testkit.pty_board import UNPACED_QUEUE
+
 READ_TIMEOUT = 10.0
 MAX_READS = 5000  # bounds every read loop
 
@@ -43,7 +45,7 @@ def _read(source, until) -> tuple[np.ndarray, np.ndarray]:  # noqa: ANN001
 def test_socket_url_streams_exact_counts() -> None:
     with TcpBoard(pattern="ramp", speed=0, n_channels=6, seed=3) as tcp:
         assert tcp.url.startswith("socket://127.0.0.1:") and tcp.port > 0
-        source = open_source(tcp.url + "?poll=0.005")
+        source = open_source(f"{tcp.url}?poll=0.005&{UNPACED_QUEUE}")
         assert isinstance(source, SerialSource) and source.is_url
         with source:
             assert (source.info.n_channels, source.info.fs) == (6, 1000)

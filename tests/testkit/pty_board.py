@@ -25,6 +25,12 @@ from emgfb.protocol import encode_frames
 
 BOARD_LINE = "EMGFB fw=1.0.0 board=emu ch={ch} fs={fs} bits=10 vref_mv=5000"
 
+# Driver option for an unpaced (speed 0) board read to exact counts: at full speed the
+# default 30 s queue fills in tens of milliseconds, and a test process descheduled that
+# long on a loaded machine would meet the overflow rule (oldest frames dropped, counted)
+# instead of the link under test.
+UNPACED_QUEUE = "queue_s=3600"
+
 
 def ramp_counts(seq: np.ndarray, n_channels: int) -> np.ndarray:
     """Frame content that encodes its own ``seq``: ch0 = seq & 1023, ch1 = seq >> 10."""
