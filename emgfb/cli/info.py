@@ -50,10 +50,10 @@ def run(args: argparse.Namespace) -> int:
 
 def states_line(states: dict, labels: list[str]) -> str:
     """One line about the channel states the recording stores (``StateLog`` markers)."""
-    from emgfb.dsp.quality import stored_state_text
+    from emgfb.dsp.quality import NOT_ASSESSED, stored_state_text
 
     if not states:
-        return "not stored (an older file or an import)"
+        return f"not stored ({NOT_ASSESSED})"
     parts = [f"{label} {stored_state_text(states.get(label))}" for label in labels
              if states.get(label, {}).get("worst") != "good"]
     return "; ".join(parts) if parts else "every channel good throughout"

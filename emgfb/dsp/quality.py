@@ -547,6 +547,10 @@ def stored_states(markers: list[Marker], first_tick: int, end_tick: int,
     return out
 
 
+#: Why a recording holds no channel states: nothing assessed them while it was made.
+NOT_ASSESSED = "nothing assessed them while recording: emgfb record, an import or an older file"
+
+
 def stored_state_text(entry: dict[str, Any] | None) -> str:
     """One channel's :func:`stored_states` entry in words: ``"good throughout"``, else its
     worst state with that state's share of the time and its reason; ``"not assessed"``

@@ -251,7 +251,7 @@ def _state_cell(value: str, state: str) -> Raw:
 
 
 def _section_quality(s: SessionData, quality: list[dict[str, Any]]) -> str:
-    from emgfb.dsp.quality import stored_state_text
+    from emgfb.dsp.quality import NOT_ASSESSED, stored_state_text
 
     rec = s.rec
     keys = [("rest_rms_uv", "rest_rms"), ("mains_db", "mains"), ("motion_ratio", "motion"),
@@ -276,7 +276,7 @@ def _section_quality(s: SessionData, quality: list[dict[str, Any]]) -> str:
                 "worst state, that state's share of the time, and why.</p>")
     else:
         live = ("<p class=\"note\">The channel states assessed live are not stored in "
-                "this file (an older file or an import).</p>")
+                f"this file ({NOT_ASSESSED}).</p>")
     where = ("rest steps of the protocol" if any(
         str(st.get("kind")) in ("rest", "post-rest") for st in s.steps)
         else "the quietest 20 % of 1 s windows")
